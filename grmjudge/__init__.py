@@ -1,0 +1,85 @@
+"""grmjudge: score LLM outputs with generative reward models (DeepSeek-GRM / SPCT).
+
+``await Judge(backend).score(query, responses, k=8, meta=True)`` samples k judgements with shuffled
+response orders, optionally keeps the best half by a meta reward model, and sums the integer scores.
+Importing this package loads no ML framework; heavy backends live in their own modules behind extras.
+"""
+
+from grmjudge._version import __version__
+from grmjudge.exceptions import (
+    AuthenticationError,
+    BackendConnectionError,
+    BackendError,
+    BackendResponseError,
+    BackendStatusError,
+    BackendTimeoutError,
+    ConfigurationError,
+    GRMJudgeError,
+    InvalidInputError,
+    MissingDependencyError,
+    NoVerdictError,
+    RateLimitError,
+    ServerError,
+    SyncInAsyncContextError,
+)
+from grmjudge.judge import Judge, JudgeItem
+from grmjudge.meta import FunctionMetaScorer, MetaInput, MetaScorer
+from grmjudge.parsing import Parsed, ParseFailure, ParseFailureReason, parse_boxed_scores, parse_judgement
+from grmjudge.prompts import (
+    DEFAULT_TEMPLATE,
+    LLM_AS_JUDGE_TEMPLATE,
+    SINGLE_RESPONSE_TEMPLATE,
+    PromptTemplate,
+)
+from grmjudge.results import BatchResult, ItemError, NoVerdict, Provenance, Sample, SampleError, ScoreResult
+from grmjudge.settings import JudgeSettings, RetryPolicy, ShuffleMode
+from grmjudge.types import Completion, Generation, GenerationRequest, Message, Usage
+from grmjudge.voting import ResponseSpread
+
+__all__ = [
+    "DEFAULT_TEMPLATE",
+    "LLM_AS_JUDGE_TEMPLATE",
+    "SINGLE_RESPONSE_TEMPLATE",
+    "AuthenticationError",
+    "BackendConnectionError",
+    "BackendError",
+    "BackendResponseError",
+    "BackendStatusError",
+    "BackendTimeoutError",
+    "BatchResult",
+    "Completion",
+    "ConfigurationError",
+    "FunctionMetaScorer",
+    "GRMJudgeError",
+    "Generation",
+    "GenerationRequest",
+    "InvalidInputError",
+    "ItemError",
+    "Judge",
+    "JudgeItem",
+    "JudgeSettings",
+    "Message",
+    "MetaInput",
+    "MetaScorer",
+    "MissingDependencyError",
+    "NoVerdict",
+    "NoVerdictError",
+    "ParseFailure",
+    "ParseFailureReason",
+    "Parsed",
+    "PromptTemplate",
+    "Provenance",
+    "RateLimitError",
+    "ResponseSpread",
+    "RetryPolicy",
+    "Sample",
+    "SampleError",
+    "ScoreResult",
+    "ServerError",
+    "ShuffleMode",
+    "SyncInAsyncContextError",
+    "Usage",
+    "__version__",
+    "parse_boxed_scores",
+    "parse_judgement",
+]

@@ -1,0 +1,135 @@
+"""Collect k judgements from a backend: one request per distinct response order, then bounded re-asks.
+
+Samples that share a permutation share a prompt, so they go in one request with ``n`` = their count when
+the backend supports ``n``; otherwise each is its own request with its own seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from grmjudge.backends.base import Backend
+from grmjudge.exceptions import BackendError
+from grmjudge.parsing import ParseFailure, parse_judgement, split_judgement
+from grmjudge.prompts import PromptTemplate, judge_messages
+from grmjudge.results import Sample, SampleError
+from grmjudge.types import Completion, GenerationRequest, Message, Usage
+from grmjudge.voting import Permutation, apply_permutation, derive_seed, group_by_permutation, to_caller_order
+
+
+@dataclass(frozen=True)
+class SamplingJob:
+    """Everything needed to draw the samples of one judge call."""
+
+    backend: Backend
+    limiter: anyio.CapacityLimiter
+    template: PromptTemplate
+    query: tuple[Message, ...]
+    responses: tuple[str, ...]
+    permutations: Sequence[Permutation]
+    temperature: float
+    top_p: float | None
+    max_tokens: int
+    extra_body: Mapping[str, Any] | None
+    seed: int
+    item_id: str
+    max_resample_rounds: int
+
+
+async def collect_samples(job: SamplingJob) -> tuple[list[Sample], Usage]:
+    """Draw every sample; re-ask parse failures up to ``max_resample_rounds`` times when sampling is random."""
+    samples: dict[int, Sample] = {}
+    usage = Usage()
+    pending = list(range(len(job.permutations)))
+    for attempt in range(job.max_resample_rounds + 1):
+        drawn, round_usage = await _draw(job, pending, attempt)
+        usage += round_usage
+        for index, sample in drawn.items():
+            earlier = samples.get(index)
+            samples[index] = _with_history(sample, earlier)
+        pending = [i for i in pending if _is_parse_failure(samples[i])]
+        if not pending or job.temperature == 0.0:
+            break
+    return [samples[i] for i in range(len(job.permutations))], usage
+
+
+async def _draw(job: SamplingJob, indices: Sequence[int], attempt: int) -> tuple[dict[int, Sample], Usage]:
+    drawn: dict[int, Sample] = {}
+    usages: list[Usage] = []
+    groups = group_by_permutation([job.permutations[i] for i in indices])
+    async with anyio.create_task_group() as tg:
+        for perm, positions in groups.items():
+            slots = [indices[p] for p in positions]
+            if job.backend.supports_n:
+                tg.start_soon(_request, job, perm, slots, attempt, drawn, usages)
+            else:
+                for slot in slots:
+                    tg.start_soon(_request, job, perm, [slot], attempt, drawn, usages)
+    return drawn, sum(usages, Usage())
+
+
+async def _request(
+    job: SamplingJob,
+    perm: Permutation,
+    slots: list[int],
+    attempt: int,
+    drawn: dict[int, Sample],
+    usages: list[Usage],
+) -> None:
+    seed = derive_seed(job.seed, job.item_id, "sample", slots[0], attempt)
+    request = GenerationRequest(
+        messages=judge_messages(job.template, job.query, apply_permutation(job.responses, perm)),
+        n=len(slots),
+        temperature=job.temperature,
+        top_p=job.top_p,
+        max_tokens=job.max_tokens,
+        seed=seed,
+        extra_body=job.extra_body,
+    )
+    try:
+        async with job.limiter:
+            generation = await job.backend.generate(request)
+    except BackendError as exc:
+        error = SampleError(kind="backend", reason=type(exc).__name__, message=str(exc))
+        for slot in slots:
+            drawn[slot] = Sample(index=slot, permutation=perm, error=error, seed=seed, attempt=attempt)
+        return
+    usages.append(generation.usage)
+    for slot, completion in zip(slots, generation.completions, strict=True):
+        drawn[slot] = _judged_sample(job, slot, perm, completion, seed, attempt)
+
+
+def _judged_sample(
+    job: SamplingJob, slot: int, perm: Permutation, completion: Completion, seed: int, attempt: int
+) -> Sample:
+    outcome = parse_judgement(
+        completion.text, completion.finish_reason, len(perm), job.template.score_range, job.template.parser
+    )
+    principles, critique = split_judgement(completion.text)
+    common: dict[str, Any] = {
+        "index": slot,
+        "permutation": perm,
+        "text": completion.text,
+        "principles": principles,
+        "critique": critique,
+        "finish_reason": completion.finish_reason,
+        "seed": seed,
+        "attempt": attempt,
+    }
+    if isinstance(outcome, ParseFailure):
+        return Sample(**common, error=SampleError(kind="parse", reason=outcome.reason.value, message=outcome.detail))
+    return Sample(**common, scores=to_caller_order(outcome.scores, perm))
+
+
+def _is_parse_failure(sample: Sample) -> bool:
+    return sample.error is not None and sample.error.kind == "parse"
+
+
+def _with_history(sample: Sample, earlier: Sample | None) -> Sample:
+    if earlier is None or earlier.error is None:
+        return sample
+    return sample.model_copy(update={"earlier_errors": (*earlier.earlier_errors, earlier.error)})

@@ -1,0 +1,116 @@
+"""The grmjudge error tree.
+
+Every error grmjudge raises derives from :class:`GRMJudgeError`, so callers can catch one class.
+Foreign exceptions (httpx, JSON) are translated at the backend boundary with ``raise ... from exc``.
+
+```
+GRMJudgeError
+├─ ConfigurationError            bad settings, missing meta scorer, bad template
+│   └─ MissingDependencyError    an extra is not installed (the message names it)
+├─ InvalidInputError             a query, response list or argument that cannot be judged (also ValueError)
+├─ BackendError                  anything from a backend; .retryable
+│   ├─ BackendConnectionError    could not connect (retryable)
+│   │   └─ BackendTimeoutError   the request timed out (retryable)
+│   ├─ BackendStatusError        a non-2xx answer; .status_code, .body, .retry_after
+│   │   ├─ AuthenticationError   401 / 403
+│   │   ├─ RateLimitError        429
+│   │   └─ ServerError           5xx
+│   └─ BackendResponseError      a 2xx answer with a malformed body
+├─ NoVerdictError                no sample produced a valid judgement (raised only on request)
+└─ SyncInAsyncContextError       a *_sync method was called inside a running event loop
+```
+
+Parse failures of single samples are not exceptions: they are recorded on the sample
+(:class:`grmjudge.results.SampleError`) because one bad sample must not sink a k-sample vote.
+Error messages never contain credentials.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from grmjudge.results import NoVerdict
+
+
+class GRMJudgeError(Exception):
+    """Base class of every error raised by grmjudge."""
+
+
+class ConfigurationError(GRMJudgeError):
+    """The judge, a backend or a template was configured in a way that cannot work."""
+
+
+class MissingDependencyError(ConfigurationError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+
+class InvalidInputError(GRMJudgeError, ValueError):
+    """A query, response list or call argument cannot be judged."""
+
+
+class BackendError(GRMJudgeError):
+    """A backend failed to produce a generation."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, backend: str | None = None) -> None:
+        super().__init__(message)
+        self.backend = backend
+
+
+class BackendConnectionError(BackendError):
+    """The backend could not be reached."""
+
+    retryable = True
+
+
+class BackendTimeoutError(BackendConnectionError):
+    """The request to the backend timed out."""
+
+
+class BackendStatusError(BackendError):
+    """The backend answered with a non-2xx HTTP status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body: str = "",
+        retry_after: float | None = None,
+        backend: str | None = None,
+    ) -> None:
+        super().__init__(message, backend=backend)
+        self.status_code = status_code
+        self.body = body
+        self.retry_after = retry_after
+        self.retryable = status_code in (408, 409, 429) or status_code >= 500
+
+
+class AuthenticationError(BackendStatusError):
+    """The backend rejected the credentials (401 or 403)."""
+
+
+class RateLimitError(BackendStatusError):
+    """The backend is rate limiting (429); ``retry_after`` is the server's hint in seconds, if any."""
+
+
+class ServerError(BackendStatusError):
+    """The backend failed internally (5xx)."""
+
+
+class BackendResponseError(BackendError):
+    """The backend answered 2xx but the body is not what the protocol promises."""
+
+
+class NoVerdictError(GRMJudgeError):
+    """No sample produced a valid judgement; ``no_verdict`` says why."""
+
+    def __init__(self, no_verdict: NoVerdict) -> None:
+        super().__init__(no_verdict.message)
+        self.no_verdict = no_verdict
+
+
+class SyncInAsyncContextError(GRMJudgeError, RuntimeError):
+    """A synchronous facade was called from inside a running event loop."""

@@ -1,0 +1,305 @@
+"""Judge: sample k judgements with shuffled response orders, optionally keep the best by a meta RM, and sum.
+
+How a call flows: validate the input -> plan one permutation per sample (seeded) -> ask the backend, one
+request per distinct order (:mod:`grmjudge._sampling`) -> parse each text (:mod:`grmjudge.parsing`) ->
+meta-score the valid samples and keep the top k_meta (optional) -> sum the kept votes
+(:mod:`grmjudge.voting`) -> a :class:`~grmjudge.results.ScoreResult` with provenance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+import anyio.lowlevel
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from grmjudge._sampling import SamplingJob, collect_samples
+from grmjudge._sync import run_sync
+from grmjudge._version import __version__
+from grmjudge.backends.base import Backend
+from grmjudge.exceptions import ConfigurationError, GRMJudgeError, InvalidInputError, NoVerdictError
+from grmjudge.meta import MetaInput, MetaScorer
+from grmjudge.prompts import Query, normalise_query
+from grmjudge.results import BatchResult, ItemError, NoVerdict, Provenance, Sample, ScoreResult
+from grmjudge.settings import JudgeSettings
+from grmjudge.types import Message
+from grmjudge.voting import (
+    apply_permutation,
+    default_k_meta,
+    derive_seed,
+    pick_best,
+    plan_permutations,
+    select_by_meta,
+    sum_votes,
+    vote_spread,
+)
+
+
+class JudgeItem(BaseModel):
+    """One item of a batch: a query, its responses, and an optional id (used for seeds and reporting)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    query: str | tuple[Message, ...]
+    responses: tuple[str, ...] = Field(min_length=1)
+    id: str | None = None
+
+    @field_validator("query", mode="before")
+    @classmethod
+    def _messages(cls, value: object) -> object:
+        return value if isinstance(value, str) else normalise_query(value)  # pyright: ignore[reportArgumentType]
+
+
+class Judge:
+    """A generative reward model judge over any :class:`~grmjudge.backends.Backend`.
+
+    ``meta`` is an optional :class:`~grmjudge.meta.MetaScorer` used by ``score(..., meta=True)``.
+    ``max_concurrent_requests`` bounds the backend requests in flight across all calls of this judge.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        meta: MetaScorer | None = None,
+        settings: JudgeSettings | None = None,
+        max_concurrent_requests: int = 64,
+    ) -> None:
+        if max_concurrent_requests < 1:
+            raise ConfigurationError("max_concurrent_requests must be at least 1")
+        self.backend = backend
+        self.meta = meta
+        self.settings = settings or JudgeSettings()
+        self.max_concurrent_requests = max_concurrent_requests
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._limiter_loop: object = None
+
+    def __repr__(self) -> str:
+        return f"Judge(backend={self.backend!r}, meta={self.meta!r})"
+
+    def with_settings(self, **overrides: Any) -> Judge:
+        """A judge on the same backend and meta scorer with some settings replaced."""
+        settings = JudgeSettings.model_validate({**self.settings.model_dump(), **overrides})
+        return Judge(
+            self.backend, meta=self.meta, settings=settings, max_concurrent_requests=self.max_concurrent_requests
+        )
+
+    async def score(
+        self,
+        query: Query,
+        responses: Sequence[str],
+        k: int = 1,
+        meta: bool = False,
+        *,
+        item_id: str | None = None,
+        settings: JudgeSettings | None = None,
+    ) -> ScoreResult:
+        """Judge ``responses`` to ``query`` with ``k`` shuffled samples and return summed votes.
+
+        ``meta=True`` keeps only the top ``k_meta`` samples (default ``k // 2``) by the meta scorer.
+        ``item_id`` seeds the shuffles and samples; by default it is a hash of the query and responses,
+        so the same input always gets the same orders and seeds.
+        """
+        s = settings or self.settings
+        messages, texts = _validate(query, responses, k)
+        if meta and self.meta is None:
+            raise ConfigurationError("meta=True needs a meta scorer: Judge(backend, meta=...)")
+        item = item_id if item_id is not None else _content_id(messages, texts)
+        permutations = plan_permutations(len(texts), k, s.shuffle, random.Random(derive_seed(s.seed, item, "order")))
+        samples, usage = await collect_samples(
+            SamplingJob(
+                backend=self.backend,
+                limiter=self._current_limiter(),
+                template=s.template,
+                query=messages,
+                responses=texts,
+                permutations=permutations,
+                temperature=s.temperature_for(k),
+                top_p=s.top_p,
+                max_tokens=s.max_tokens,
+                extra_body=s.extra_body,
+                seed=s.seed,
+                item_id=item,
+                max_resample_rounds=s.max_resample_rounds,
+            )
+        )
+        k_meta = (s.k_meta or default_k_meta(k)) if meta else None
+        samples = await self._mark_kept(samples, messages, texts, k_meta)
+        result = _tally(samples, len(texts), random.Random(derive_seed(s.seed, item, "tie")))
+        provenance = self._provenance(s, k, meta, k_meta, item)
+        final = ScoreResult(**result, samples=samples, usage=usage, provenance=provenance)
+        if final.no_verdict is not None and s.raise_on_no_verdict:
+            raise NoVerdictError(final.no_verdict)
+        return final
+
+    async def score_many(
+        self,
+        items: Iterable[JudgeItem | Mapping[str, Any]],
+        k: int = 1,
+        meta: bool = False,
+        *,
+        concurrency: int = 16,
+        settings: JudgeSettings | None = None,
+    ) -> list[BatchResult]:
+        """Judge many items, at most ``concurrency`` at a time, in input order.
+
+        An item that raises (bad input, a meta scorer failure) is recorded as that item's ``error``; the rest
+        of the batch goes on. Items without an id get their position as id.
+        """
+        if concurrency < 1:
+            raise InvalidInputError(f"concurrency must be at least 1, got {concurrency}")
+        batch = list(items)
+        results: list[BatchResult | None] = [None] * len(batch)
+        limiter = anyio.CapacityLimiter(concurrency)
+
+        async def run_one(index: int, raw: JudgeItem | Mapping[str, Any]) -> None:
+            async with limiter:
+                results[index] = await self._score_item(index, raw, k, meta, settings)
+
+        async with anyio.create_task_group() as tg:
+            for index, raw in enumerate(batch):
+                tg.start_soon(run_one, index, raw)
+        return [r for r in results if r is not None]
+
+    def score_sync(
+        self, query: Query, responses: Sequence[str], k: int = 1, meta: bool = False, **kw: Any
+    ) -> ScoreResult:
+        """Blocking :meth:`score` for scripts; raises :class:`SyncInAsyncContextError` inside an event loop."""
+        return run_sync(self._closing_loop(lambda: self.score(query, responses, k, meta, **kw)), method="judge.score")
+
+    def score_many_sync(
+        self, items: Iterable[JudgeItem | Mapping[str, Any]], k: int = 1, meta: bool = False, **kw: Any
+    ) -> list[BatchResult]:
+        """Blocking :meth:`score_many`; raises :class:`SyncInAsyncContextError` inside an event loop."""
+        return run_sync(self._closing_loop(lambda: self.score_many(items, k, meta, **kw)), method="judge.score_many")
+
+    async def aclose(self) -> None:
+        """Close the backend and the meta scorer."""
+        await self.backend.aclose()
+        if self.meta is not None:
+            await self.meta.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def _score_item(
+        self, index: int, raw: JudgeItem | Mapping[str, Any], k: int, meta: bool, settings: JudgeSettings | None
+    ) -> BatchResult:
+        item_id = str(index)
+        try:
+            item = raw if isinstance(raw, JudgeItem) else JudgeItem.model_validate(raw)
+            item_id = item.id if item.id is not None else item_id
+            result = await self.score(item.query, item.responses, k, meta, item_id=item_id, settings=settings)
+        except (GRMJudgeError, ValidationError) as exc:
+            return BatchResult(index=index, item_id=item_id, error=ItemError(type=type(exc).__name__, message=str(exc)))
+        return BatchResult(index=index, item_id=item_id, result=result)
+
+    def _closing_loop(self, make: Any) -> Any:
+        async def run() -> Any:
+            try:
+                return await make()
+            finally:
+                await self.backend.reset_connections()
+                self._limiter = None
+
+        return run
+
+    def _current_limiter(self) -> anyio.CapacityLimiter:
+        loop = anyio.lowlevel.current_token()
+        if self._limiter is None or self._limiter_loop is not loop:
+            self._limiter = anyio.CapacityLimiter(self.max_concurrent_requests)
+            self._limiter_loop = loop
+        return self._limiter
+
+    async def _mark_kept(
+        self, samples: list[Sample], query: tuple[Message, ...], responses: tuple[str, ...], k_meta: int | None
+    ) -> list[Sample]:
+        valid = [s for s in samples if s.valid]
+        if k_meta is None or self.meta is None or not valid:
+            return [s.model_copy(update={"kept": s.valid}) for s in samples]
+        inputs = [
+            MetaInput(query=query, responses=tuple(apply_permutation(responses, s.permutation)), judgement=s.text or "")
+            for s in valid
+        ]
+        meta_scores = await self.meta.score(inputs)
+        if len(meta_scores) != len(inputs):
+            raise ConfigurationError(f"meta scorer returned {len(meta_scores)} scores for {len(inputs)} judgements")
+        by_index = {s.index: score for s, score in zip(valid, meta_scores, strict=True)}
+        kept = set(select_by_meta(by_index, k_meta))
+        return [s.model_copy(update={"meta_score": by_index.get(s.index), "kept": s.index in kept}) for s in samples]
+
+    def _provenance(self, s: JudgeSettings, k: int, meta: bool, k_meta: int | None, item_id: str) -> Provenance:
+        return Provenance(
+            grmjudge_version=__version__,
+            backend=self.backend.name,
+            model=self.backend.model,
+            template_id=s.template.id,
+            template_hash=s.template.hash,
+            k=k,
+            meta=meta,
+            k_meta=k_meta,
+            shuffle=s.shuffle.value,
+            seed=s.seed,
+            item_id=item_id,
+            temperature=s.temperature_for(k),
+            top_p=s.top_p,
+            max_tokens=s.max_tokens,
+            max_resample_rounds=s.max_resample_rounds,
+        )
+
+
+def _validate(query: Query, responses: Sequence[str], k: int) -> tuple[tuple[Message, ...], tuple[str, ...]]:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise InvalidInputError(f"k must be a positive integer, got {k!r}")
+    if isinstance(responses, str) or not isinstance(responses, Sequence):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise InvalidInputError("responses must be a list of strings, not a single string")
+    if not responses:
+        raise InvalidInputError("responses is empty: give at least one response to judge")
+    for i, text in enumerate(responses):
+        if not isinstance(text, str):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise InvalidInputError(f"responses[{i}] is {type(text).__name__}, not a string")
+    return normalise_query(query), tuple(responses)
+
+
+def _content_id(query: tuple[Message, ...], responses: tuple[str, ...]) -> str:
+    digest = hashlib.sha256()
+    for message in query:
+        digest.update(f"{message.role}\x1f{message.content}\x1e".encode())
+    for text in responses:
+        digest.update(f"{text}\x1e".encode())
+    return digest.hexdigest()[:16]
+
+
+def _tally(samples: list[Sample], n: int, tie_rng: random.Random) -> dict[str, Any]:
+    votes = [s.scores for s in samples if s.kept and s.scores is not None]
+    n_valid = sum(1 for s in samples if s.valid)
+    if not votes:
+        failures = Counter(s.error.reason for s in samples if s.error is not None)
+        return {
+            "scores": None,
+            "best": None,
+            "n_valid": n_valid,
+            "n_kept": 0,
+            "spread": None,
+            "no_verdict": NoVerdict(failures=dict(failures)),
+        }
+    totals = sum_votes(votes, n)
+    return {
+        "scores": totals,
+        "best": pick_best(totals, tie_rng),
+        "n_valid": n_valid,
+        "n_kept": len(votes),
+        "spread": vote_spread(votes, n),
+        "no_verdict": None,
+    }

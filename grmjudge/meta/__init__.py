@@ -1,0 +1,67 @@
+"""Meta reward models: score each sampled judgement so meta-guided voting keeps the best ones (METHOD.md §8)."""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Sequence
+from types import TracebackType
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict
+
+from grmjudge.prompts import meta_messages
+from grmjudge.types import Message
+
+
+class MetaInput(BaseModel):
+    """One judgement to rate, with the query and the responses **in the order that judgement saw them**."""
+
+    model_config = ConfigDict(frozen=True)
+
+    query: tuple[Message, ...]
+    responses: tuple[str, ...]
+    judgement: str
+
+    @property
+    def messages(self) -> tuple[Message, ...]:
+        """The meta-RM chat: the meta template as the user turn, the judgement as the assistant turn."""
+        return meta_messages(self.query, self.responses, self.judgement)
+
+
+class MetaScorer(ABC):
+    """Rates sampled judgements; a higher score means the judgement is more likely correct."""
+
+    @abstractmethod
+    async def score(self, inputs: Sequence[MetaInput]) -> list[float]:
+        """One score per input, in order."""
+
+    async def aclose(self) -> None:
+        """Release resources held by the scorer."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+MetaFunction = Callable[[Sequence[MetaInput]], Sequence[float] | Awaitable[Sequence[float]]]
+
+
+class FunctionMetaScorer(MetaScorer):
+    """Wrap a sync or async ``fn(inputs) -> scores``; for tests and custom meta RMs."""
+
+    def __init__(self, fn: MetaFunction) -> None:
+        self._fn = fn
+
+    async def score(self, inputs: Sequence[MetaInput]) -> list[float]:
+        scores = self._fn(inputs)
+        if inspect.isawaitable(scores):
+            scores = await scores
+        return [float(s) for s in scores]
+
+
+__all__ = ["FunctionMetaScorer", "MetaInput", "MetaScorer"]

@@ -1,0 +1,137 @@
+"""What a judge call returns: per-sample records, the vote, and the provenance needed to reproduce it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from grmjudge.types import FinishReason, Usage
+from grmjudge.voting import ResponseSpread
+
+
+class SampleError(BaseModel):
+    """Why a sample cast no vote.
+
+    ``kind="parse"``: the text was generated but is not a valid judgement; ``reason`` is a
+    :class:`~grmjudge.parsing.ParseFailureReason` value. ``kind="backend"``: the backend failed after its
+    retries; ``reason`` is the exception class name (``RateLimitError``, ``ServerError``, ...).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["parse", "backend"]
+    reason: str
+    message: str
+
+
+class Sample(BaseModel):
+    """One sampled judgement.
+
+    ``permutation[m]`` is the caller's index of the response shown as "Response m+1". ``scores`` are in the
+    caller's order (already un-shuffled). ``attempt`` counts re-samples of this slot (0 = first try) and
+    ``earlier_errors`` keeps why the earlier attempts failed.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    permutation: tuple[int, ...]
+    text: str | None = None
+    principles: str | None = None
+    critique: str | None = None
+    scores: tuple[int, ...] | None = None
+    error: SampleError | None = None
+    finish_reason: FinishReason | None = None
+    seed: int | None = None
+    attempt: int = 0
+    earlier_errors: tuple[SampleError, ...] = ()
+    meta_score: float | None = None
+    kept: bool = False
+
+    @property
+    def valid(self) -> bool:
+        """Whether the sample produced scores."""
+        return self.scores is not None
+
+
+class NoVerdict(BaseModel):
+    """Why a call produced no scores: no sample was valid. ``failures`` counts samples by error reason."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reason: Literal["all_samples_failed"] = "all_samples_failed"
+    failures: dict[str, int]
+
+    @property
+    def message(self) -> str:
+        """A one-line explanation."""
+        detail = ", ".join(f"{reason}: {count}" for reason, count in sorted(self.failures.items()))
+        return f"no valid judgement among the samples ({detail})"
+
+
+class Provenance(BaseModel):
+    """Everything that determined the result, so it can be audited and reproduced."""
+
+    model_config = ConfigDict(frozen=True)
+
+    grmjudge_version: str
+    backend: str
+    model: str
+    template_id: str
+    template_hash: str
+    k: int
+    meta: bool
+    k_meta: int | None
+    shuffle: str
+    seed: int
+    item_id: str
+    temperature: float
+    top_p: float | None
+    max_tokens: int
+    max_resample_rounds: int
+
+
+class ScoreResult(BaseModel):
+    """The verdict for one query and its responses.
+
+    ``scores`` are summed votes per response in the caller's order (``None`` when there is no verdict);
+    ``best`` is their argmax, ties broken by a seeded draw; ``samples`` keeps every judgement, valid or not.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    scores: list[float] | None
+    best: int | None
+    n_valid: int
+    n_kept: int
+    spread: list[ResponseSpread] | None
+    no_verdict: NoVerdict | None
+    samples: list[Sample]
+    usage: Usage
+    provenance: Provenance
+
+    @property
+    def ok(self) -> bool:
+        """Whether the call produced a verdict."""
+        return self.scores is not None
+
+
+class ItemError(BaseModel):
+    """An item of a batch that raised instead of producing a result (bad input, backend misconfiguration)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: str
+    message: str
+
+
+class BatchResult(BaseModel):
+    """One item of :meth:`grmjudge.Judge.score_many`, in input order: a result or the error it raised."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    item_id: str
+    result: ScoreResult | None = None
+    error: ItemError | None = None

@@ -1,0 +1,301 @@
+"""An in-process OpenAI-compatible server for testing code that talks to a GRM.
+
+It is a bare ASGI 3 application (stdlib only), so it costs nothing to import and can be served two ways:
+
+* in-process, with no sockets: ``httpx.AsyncClient(transport=httpx.ASGITransport(app=server), base_url="http://fake")``;
+* over TCP for benchmarks: ``python -m grmjudge.testing.fake_openai --port 8123`` (needs ``uvicorn``).
+
+It answers ``GET /v1/models``, ``POST /v1/chat/completions`` and ``POST /v1/completions``, validates request
+bodies the way a real server does (400 with an OpenAI-style error), and produces each choice by calling a reply
+function. The default reply, :func:`default_judgement`, is a well-formed judgement whose scores depend on the
+length of each response in the prompt, so tests can check that scores of shuffled responses map back correctly.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+Reply = str | tuple[str, str]
+"""A choice's text, or ``(text, finish_reason)``; a bare text finishes with ``"stop"``."""
+
+ASGIMessage = MutableMapping[str, Any]
+Scope = Mapping[str, Any]
+Receive = Callable[[], Awaitable[ASGIMessage]]
+Send = Callable[[ASGIMessage], Awaitable[None]]
+
+_CHAT_PATH = "/v1/chat/completions"
+_COMPLETIONS_PATH = "/v1/completions"
+_MODELS_PATH = "/v1/models"
+_ALLOWED_METHODS = {_CHAT_PATH: "POST", _COMPLETIONS_PATH: "POST", _MODELS_PATH: "GET"}
+
+# One block per response, matched as whole lines so neutralised delimiters inside a response cannot fool it.
+_RESPONSE_BLOCK = re.compile(
+    r"^\[The Begin of Response((?: \d+)?)\]\n(.*?)\n\[The End of Response\1\]$", re.MULTILINE | re.DOTALL
+)
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+@dataclass(frozen=True)
+class FakeRequest:
+    """One generation request as the server received it."""
+
+    path: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+    @property
+    def prompt_text(self) -> str:
+        """The last user message's content (chat), or the prompt string (completions)."""
+        if self.path == _COMPLETIONS_PATH:
+            return cast(str, self.body["prompt"])
+        messages = cast(list[dict[str, str]], self.body["messages"])
+        return next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+
+
+ReplyFn = Callable[[FakeRequest, int], Reply | Awaitable[Reply]]
+"""Called once per choice with ``(request, choice index 0..n-1)``; may be sync or async."""
+
+
+class _InvalidRequest(Exception):
+    """A request body that a real server would reject with 400."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+def default_judgement(request: FakeRequest, index: int) -> str:
+    """A deterministic, well-formed judgement: response i scores ``1 + len(text_i) % 10``.
+
+    Scores follow the responses' content, not their position, so a caller that shuffles responses
+    between samples must map the scores back to get the same totals. Without numbered response
+    blocks the one score comes from the unnumbered block, or from the whole prompt if there is none.
+    """
+    del index  # every choice gives the same judgement
+    text = request.prompt_text
+    blocks = cast(list[tuple[str, str]], _RESPONSE_BLOCK.findall(text))
+    numbered = sorted((int(label), len(body)) for label, body in blocks if label)
+    if numbered:
+        lengths = [length for _, length in numbered]
+    else:
+        lengths = [len(blocks[0][1]) if blocks else len(text)]
+    scores = ", ".join(str(1 + length % 10) for length in lengths)
+    return f"Specific Criteria: Fake criteria (Weight: 100%).\nAnalysis: Fake analysis.\nScores: \\boxed{{{scores}}}"
+
+
+def _check_count(body: dict[str, Any], key: str) -> None:
+    """Require ``body[key]``, when given, to be an int >= 1 (``true`` is not an int here, as in JSON)."""
+    value = body.get(key)
+    if value is not None and (type(value) is not int or value < 1):
+        raise _InvalidRequest(f"'{key}' must be an integer >= 1, got {value!r}", key)
+
+
+def _check_temperature(body: dict[str, Any]) -> None:
+    """Require ``temperature``, when given, to be a number in [0, 2] like the OpenAI API."""
+    value = body.get("temperature")
+    if value is None:
+        return
+    if type(value) not in (int, float) or not 0 <= value <= 2:
+        raise _InvalidRequest(f"'temperature' must be a number between 0 and 2, got {value!r}", "temperature")
+
+
+def _check_messages(body: dict[str, Any]) -> None:
+    """Require a non-empty list of ``{"role": str, "content": str}`` messages."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise _InvalidRequest("'messages' must be a non-empty list", "messages")
+    for i, message in enumerate(cast(list[Any], messages)):
+        if not isinstance(message, dict):
+            raise _InvalidRequest(f"messages[{i}] must be an object", "messages")
+        fields = cast(dict[str, Any], message)
+        if not isinstance(fields.get("role"), str) or not isinstance(fields.get("content"), str):
+            raise _InvalidRequest(f"messages[{i}] must have a string 'role' and a string 'content'", "messages")
+
+
+def _parse_body(path: str, raw: bytes) -> dict[str, Any]:
+    """Decode and validate a generation request body, raising :class:`_InvalidRequest` on the first problem."""
+    try:
+        body: object = json.loads(raw)
+    except ValueError:
+        raise _InvalidRequest("the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise _InvalidRequest("the request body must be a JSON object")
+    fields = cast(dict[str, Any], body)
+    if not isinstance(fields.get("model"), str) or not fields["model"]:
+        raise _InvalidRequest("'model' is required", "model")
+    if path == _CHAT_PATH:
+        _check_messages(fields)
+    elif not isinstance(fields.get("prompt"), str):
+        raise _InvalidRequest("'prompt' must be a string", "prompt")
+    _check_count(fields, "n")
+    _check_count(fields, "max_tokens")
+    _check_temperature(fields)
+    return fields
+
+
+def _word_count(text: str) -> int:
+    """The fake tokenizer: whitespace-separated words, cheap and deterministic."""
+    return len(text.split())
+
+
+def _prompt_tokens(request: FakeRequest) -> int:
+    """Tokens of the whole prompt: every message for chat, the prompt string for completions."""
+    if request.path == _COMPLETIONS_PATH:
+        return _word_count(request.prompt_text)
+    return sum(_word_count(m["content"]) for m in cast(list[dict[str, str]], request.body["messages"]))
+
+
+def _error(message: str, error_type: str, param: str | None = None) -> dict[str, Any]:
+    """An OpenAI-style error body."""
+    return {"error": {"message": message, "type": error_type, "param": param}}
+
+
+class FakeOpenAIServer:
+    """An OpenAI-compatible ASGI app whose completions come from a reply function.
+
+    Attributes:
+        requests: Every *valid* generation request, in arrival order (recorded before the reply
+            function runs, so a request whose reply raised is still listed). Rejected bodies, model
+            listings and unknown paths are not recorded.
+    """
+
+    def __init__(self, reply: ReplyFn | None = None, *, model: str = "fake-grm") -> None:
+        """Serve ``reply`` (default :func:`default_judgement`) under the model name ``model``."""
+        self.reply: ReplyFn = reply or default_judgement
+        self.model = model
+        self.requests: list[FakeRequest] = []
+        self._ids = itertools.count(1)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI 3 entry point: HTTP requests and the lifespan protocol (so uvicorn starts cleanly)."""
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+        else:
+            raise ValueError(f"unsupported ASGI scope type {scope['type']!r}")
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Route one HTTP request and send exactly one response."""
+        path: str = scope["path"]
+        allowed = _ALLOWED_METHODS.get(path)
+        if allowed is None:
+            await _send_json(send, 404, _error(f"no route for {path}", "invalid_request_error"))
+            return
+        if scope["method"] != allowed:
+            error = _error(f"method {scope['method']} not allowed on {path}", "invalid_request_error")
+            await _send_json(send, 405, error, [(b"allow", allowed.encode())])
+            return
+        if path == _MODELS_PATH:
+            await _send_json(send, 200, {"object": "list", "data": [{"id": self.model, "object": "model"}]})
+            return
+        raw = await _read_body(receive)
+        if raw is None:
+            return  # the client went away; there is no one to answer
+        status, payload = await self._generate(scope, path, raw)
+        await _send_json(send, status, payload)
+
+    async def _generate(self, scope: Scope, path: str, raw: bytes) -> tuple[int, dict[str, Any]]:
+        """Validate, record and answer one generation request; returns ``(status, JSON body)``."""
+        try:
+            body = _parse_body(path, raw)
+        except _InvalidRequest as exc:
+            return 400, _error(exc.message, "invalid_request_error", exc.param)
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        request = FakeRequest(path=path, body=body, headers=headers)
+        self.requests.append(request)
+        try:
+            replies = [await self._reply(request, i) for i in range(body.get("n") or 1)]
+        except Exception as exc:
+            return 500, _error(type(exc).__name__, "server_error")
+        return 200, self._completion(request, replies)
+
+    async def _reply(self, request: FakeRequest, index: int) -> tuple[str, str]:
+        """Call the reply function (sync or async) and normalise its answer to ``(text, finish_reason)``."""
+        result = self.reply(request, index)
+        reply: Reply = await result if isinstance(result, Awaitable) else result
+        return (reply, "stop") if isinstance(reply, str) else reply
+
+    def _completion(self, request: FakeRequest, replies: list[tuple[str, str]]) -> dict[str, Any]:
+        """The 200 body: one choice per reply, plus word-count usage."""
+        chat = request.path == _CHAT_PATH
+        choices = [
+            {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+            if chat
+            else {"index": i, "text": text, "finish_reason": finish}
+            for i, (text, finish) in enumerate(replies)
+        ]
+        prompt_tokens = _prompt_tokens(request)
+        completion_tokens = sum(_word_count(text) for text, _ in replies)
+        return {
+            "id": f"{'chatcmpl' if chat else 'cmpl'}-fake-{next(self._ids)}",
+            "object": "chat.completion" if chat else "text_completion",
+            "created": int(time.time()),
+            "model": request.body["model"],
+            "choices": choices,
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """Collect every ``http.request`` chunk; ``None`` if the client disconnected first."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _send_json(
+    send: Send, status: int, payload: dict[str, Any], extra_headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """Send ``payload`` as a complete JSON response."""
+    data = json.dumps(payload, separators=(",", ":")).encode()
+    headers = [*_JSON_HEADERS, (b"content-length", str(len(data)).encode()), *(extra_headers or [])]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """Acknowledge startup and shutdown; the server holds no resources."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def main() -> None:
+    """Serve the default fake GRM over TCP with uvicorn, quietly, for benchmarks."""
+    import argparse
+
+    import uvicorn  # only the TCP mode needs it
+
+    parser = argparse.ArgumentParser(description="Serve a fake OpenAI-compatible GRM.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8123)
+    parser.add_argument("--model", default="fake-grm")
+    args = parser.parse_args()
+    uvicorn.run(
+        FakeOpenAIServer(model=args.model), host=args.host, port=args.port, log_level="warning", access_log=False
+    )
+
+
+if __name__ == "__main__":
+    main()

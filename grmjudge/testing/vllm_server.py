@@ -138,6 +138,8 @@ def _log_tail(log_path: Path) -> str:
     """The last lines of the server log, headed by where the log is."""
     with log_path.open(encoding="utf-8", errors="replace") as log:
         lines = deque(log, maxlen=_LOG_TAIL_LINES)
+    if not lines:
+        return f"the server log {log_path} is empty"
     return f"last {len(lines)} lines of {log_path}:\n" + "".join(lines)
 
 

@@ -39,6 +39,7 @@ def test_tiny_model_reloads_and_is_deterministic(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     first = build_tiny_model(tmp_path / "a", seed=7)
     second = build_tiny_model(tmp_path / "b", seed=7)
+    assert (first / "tokenizer.json").read_bytes() == (second / "tokenizer.json").read_bytes()
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(first)
     assert tokenizer.eos_token == EOS_TOKEN

@@ -1,6 +1,6 @@
 r"""Turn a generated judgement into per-response integer scores, or a typed failure.
 
-The rule (METHOD.md §5): read the **last** ``\\boxed{...}``, split on commas, require exactly n plain
+The rule (METHOD.md §5): read the **last** ``\boxed{...}``, split on commas, require exactly n plain
 integers inside the template's range. Anything else is a :class:`ParseFailure` carrying the reason.
 A failure is never coerced into a number.
 """
@@ -53,7 +53,7 @@ ScoreParser = Callable[[str, int, tuple[int, int]], ParseOutcome]
 
 
 def parse_boxed_scores(text: str, n_responses: int, score_range: tuple[int, int]) -> ParseOutcome:
-    r"""Parse the last ``\\boxed{s1, ..., sn}`` of ``text`` (the DeepSeek-GRM output format)."""
+    r"""Parse the last ``\boxed{s1, ..., sn}`` of ``text`` (the DeepSeek-GRM output format)."""
     content = _last_box(text)
     if content is None:
         return ParseFailure(ParseFailureReason.NO_BOXED, "no \\boxed{...} in the judgement")
@@ -74,7 +74,7 @@ def parse_boxed_scores(text: str, n_responses: int, score_range: tuple[int, int]
 
 
 def parse_best_index(text: str, n_responses: int, score_range: tuple[int, int]) -> ParseOutcome:
-    r"""Parse the LLM-as-a-Judge baseline output ``\\boxed{i}`` (1-based best index) into one-hot votes.
+    r"""Parse the LLM-as-a-Judge baseline output ``\boxed{i}`` (1-based best index) into one-hot votes.
 
     The best response gets ``score_range[1]`` and the others ``score_range[0]``, so summing the votes over
     samples is the majority vote the paper uses for this baseline.
@@ -123,7 +123,7 @@ def split_judgement(text: str) -> tuple[str | None, str | None]:
 
 
 def _last_box(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` with balanced braces (so ``\\boxed{\\text{8}}`` is found)."""
+    r"""Content of the last ``\boxed{...}`` with balanced braces (so ``\boxed{\text{8}}`` is found)."""
     start = text.rfind(_BOX_OPENING)
     while start != -1:
         content_start = start + len(_BOX_OPENING)

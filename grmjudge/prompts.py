@@ -106,7 +106,7 @@ def neutralise(text: str) -> str:
     r"""Defuse template delimiters inside caller text without changing what it says.
 
     Three minimal edits: ``[The Begin/End of Response`` gets a backslash before the bracket, a
-    ``#### Header ####`` gets a backslash before each ``####`` run, and ``\\boxed{`` becomes ``\\boxed {``
+    ``#### Header ####`` gets a backslash before each ``####`` run, and ``\boxed{`` becomes ``\boxed {``
     (the same in LaTeX, but no longer the exact string the score parser reads).
     """
     text = _RESPONSE_DELIMITER.sub(r"\\[", text)

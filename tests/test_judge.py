@@ -32,11 +32,11 @@ B = "xs.sort() sorts in place and returns None, so do not assign its result."
 class Recorder:
     """Wrap a judge function and keep every request it saw."""
 
-    def __init__(self, fn=by_length) -> None:  # noqa: ANN001
+    def __init__(self, fn=by_length) -> None:
         self.fn = fn
         self.requests: list[GenerationRequest] = []
 
-    def __call__(self, request: GenerationRequest):  # noqa: ANN204
+    def __call__(self, request: GenerationRequest):
         self.requests.append(request)
         return self.fn(request)
 
@@ -126,7 +126,7 @@ async def test_backend_without_n_fans_out_with_distinct_seeds() -> None:
     assert result.scores == expected_totals([A, B], 4)
 
 
-def _sometimes_broken(bad_texts: list[str]):  # noqa: ANN202
+def _sometimes_broken(bad_texts: list[str]):
     """Answer the first len(bad_texts) completions with the given bad texts, then valid judgements."""
     queue = list(bad_texts)
 
@@ -276,8 +276,13 @@ async def test_ties_are_broken_by_a_seeded_draw() -> None:
 
 @pytest.mark.parametrize(
     ("responses", "k", "message"),
-    [([], 1, "responses is empty"), ("just a string", 1, "not a single string"), ([A, 3], 1, r"responses\[1\]"),
-     ([A], 0, "k must be"), ([A], True, "k must be")],
+    [
+        ([], 1, "responses is empty"),
+        ("just a string", 1, "not a single string"),
+        ([A, 3], 1, r"responses\[1\]"),
+        ([A], 0, "k must be"),
+        ([A], True, "k must be"),
+    ],
 )
 @pytest.mark.anyio
 async def test_invalid_input(responses: object, k: object, message: str) -> None:
@@ -294,7 +299,13 @@ async def test_provenance_and_usage() -> None:
     result = await Judge(FunctionBackend(fn, model="tiny-grm")).score(QUERY, [A, B], k=8, item_id="item-1")
     p = result.provenance
     assert (p.backend, p.model, p.k, p.meta, p.shuffle, p.item_id, p.seed) == (
-        "function", "tiny-grm", 8, False, "balanced", "item-1", 0
+        "function",
+        "tiny-grm",
+        8,
+        False,
+        "balanced",
+        "item-1",
+        0,
     )
     assert p.template_id == "deepseek-grm-default" and len(p.template_hash) == 16
     assert result.usage == Usage(requests=2, prompt_tokens=200, completion_tokens=40)
@@ -315,9 +326,7 @@ async def test_score_many_keeps_order_and_records_item_failures() -> None:
         active -= 1
         return by_length(request)
 
-    items = [
-        {"query": f"q{i}", "responses": ["x" * i, "y" * (i + 1)], "id": f"id-{i}"} for i in range(20)
-    ]
+    items = [{"query": f"q{i}", "responses": ["x" * i, "y" * (i + 1)], "id": f"id-{i}"} for i in range(20)]
     items.insert(3, {"query": "q", "responses": []})
     items.insert(7, {"query": "q"})
     items.append(JudgeItem(query=[{"role": "user", "content": "chat"}], responses=("r",)))

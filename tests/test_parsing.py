@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 
 from grmjudge.parsing import (
+    Parsed,
     ParseFailure,
     ParseFailureReason,
-    Parsed,
     parse_best_index,
     parse_boxed_scores,
     parse_judgement,

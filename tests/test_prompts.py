@@ -41,7 +41,8 @@ def test_templates_match_the_method_document_verbatim() -> None:
 
 def test_paper_typos_are_kept() -> None:
     assert "if there exists 2 responeses>." in DEFAULT_TEMPLATE.text
-    assert "Specific Criteria: <Other potential criteria specific to the query and the context, and the weights of each criteria>\n" in LLM_AS_JUDGE_TEMPLATE.text
+    no_period = "Specific Criteria: <Other potential criteria specific to the query and the context, and the weights"
+    assert no_period + " of each criteria>\n" in LLM_AS_JUDGE_TEMPLATE.text
 
 
 def test_default_rendering_of_a_pair() -> None:
@@ -65,7 +66,10 @@ def test_multi_turn_context_and_system_message() -> None:
         {"role": "user", "content": "Sort [3, 1]?"},
     ]
     text = DEFAULT_TEMPLATE.render(chat, ["[1, 3]"])
-    assert "#### Conversation Context ####\nSystem: Be terse.\nUser: Hi\nAssistant: Hello!\nUser: Sort [3, 1]?\n####" in text
+    assert (
+        "#### Conversation Context ####\nSystem: Be terse.\nUser: Hi\nAssistant: Hello!\nUser: Sort [3, 1]?\n####"
+        in text
+    )
 
 
 @pytest.mark.parametrize(
@@ -146,7 +150,9 @@ def test_meta_messages() -> None:
 
 
 def test_custom_template_validation_and_hash() -> None:
-    custom = PromptTemplate(id="mine", text="Rate 1-5.\n{context}\n{responses}\nAnswer in \\boxed{}.", score_range=(1, 5))
+    custom = PromptTemplate(
+        id="mine", text="Rate 1-5.\n{context}\n{responses}\nAnswer in \\boxed{}.", score_range=(1, 5)
+    )
     assert custom.hash != DEFAULT_TEMPLATE.hash
     assert custom.hash == PromptTemplate(id="other-id", text=custom.text, score_range=(1, 5)).hash
     assert custom.hash != PromptTemplate(id="mine", text=custom.text, score_range=(1, 6)).hash

@@ -72,8 +72,18 @@ async def _post_once(
     try:
         response = await client.post(url, json=body, headers=dict(headers))
     except httpx.TimeoutException as exc:
+        if _masked_connection_error(exc):
+            cause = type(exc.__cause__).__name__
+            raise BackendConnectionError(f"request to {url} failed: {cause}", backend=backend) from exc
         raise BackendTimeoutError(f"request to {url} timed out", backend=backend) from exc
     except httpx.TransportError as exc:
+        raise BackendConnectionError(f"request to {url} failed: {type(exc).__name__}", backend=backend) from exc
+    except httpx.DecodingError as exc:
+        raise BackendResponseError(f"{url} answered with a body that cannot be decoded: {exc}", backend=backend) from exc
+    except Exception as exc:
+        if not _is_aiohttp_error(exc):
+            raise
+        # httpx-aiohttp passes on aiohttp errors it does not map, e.g. a reply that is not HTTP
         raise BackendConnectionError(f"request to {url} failed: {type(exc).__name__}", backend=backend) from exc
     if response.status_code >= 400:
         raise status_error(response, backend=backend)
@@ -87,6 +97,19 @@ async def _post_once(
     if not isinstance(payload, dict):
         raise BackendResponseError(f"{url} answered with JSON that is not an object", backend=backend)
     return payload  # pyright: ignore[reportUnknownVariableType]
+
+
+def _masked_connection_error(exc: httpx.TimeoutException) -> bool:
+    """Whether httpx-aiohttp reported an aiohttp connection error that is no timeout (a refused connection).
+
+    Its exception map turns every ``aiohttp.ClientConnectionError`` into ``httpx.ConnectTimeout``; aiohttp's real
+    timeouts derive from ``TimeoutError``.
+    """
+    return _is_aiohttp_error(exc.__cause__) and not isinstance(exc.__cause__, TimeoutError)
+
+
+def _is_aiohttp_error(exc: BaseException | None) -> bool:
+    return type(exc).__module__.split(".")[0] == "aiohttp"
 
 
 def status_error(response: httpx.Response, *, backend: str) -> BackendStatusError:

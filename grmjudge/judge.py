@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from grmjudge._sampling import SamplingJob, collect_samples
 from grmjudge._sync import run_sync
 from grmjudge._version import __version__
+from grmjudge.backends._spec import backend_from_spec
 from grmjudge.backends.base import Backend
 from grmjudge.exceptions import ConfigurationError, GRMJudgeError, InvalidInputError, NoVerdictError
 from grmjudge.meta import MetaInput, MetaScorer
@@ -82,6 +83,25 @@ class Judge:
 
     def __repr__(self) -> str:
         return f"Judge(backend={self.backend!r}, meta={self.meta!r})"
+
+    @classmethod
+    def from_spec(
+        cls,
+        spec: str,
+        *,
+        meta: MetaScorer | None = None,
+        settings: JudgeSettings | None = None,
+        max_concurrent_requests: int = 64,
+        **backend_options: Any,
+    ) -> Judge:
+        """A judge on the backend a ``"kind:model"`` string names; other keywords go to the backend.
+
+        Kinds: ``openai`` (needs ``base_url=``), ``anthropic``, ``hf``, ``vllm``, and any kind registered in
+        the ``grmjudge.backends`` entry-point group. A missing extra raises
+        :class:`~grmjudge.exceptions.MissingDependencyError` with the ``pip install`` hint.
+        """
+        backend = backend_from_spec(spec, **backend_options)
+        return cls(backend, meta=meta, settings=settings, max_concurrent_requests=max_concurrent_requests)
 
     def with_settings(self, **overrides: Any) -> Judge:
         """A judge on the same backend and meta scorer with some settings replaced."""

@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 
+from grmjudge._tasks import task_group
 from grmjudge.backends.base import Backend
 from grmjudge.exceptions import BackendError
 from grmjudge.parsing import ParseFailure, parse_judgement, split_judgement
@@ -61,20 +62,22 @@ async def _draw(job: SamplingJob, indices: Sequence[int], attempt: int) -> tuple
     drawn: dict[int, Sample] = {}
     usages: list[Usage] = []
     groups = group_by_permutation([job.permutations[i] for i in indices])
-    async with anyio.create_task_group() as tg:
+    async with task_group() as tg:
         for perm, positions in groups.items():
             slots = [indices[p] for p in positions]
+            messages = judge_messages(job.template, job.query, apply_permutation(job.responses, perm))
             if job.backend.supports_n:
-                tg.start_soon(_request, job, perm, slots, attempt, drawn, usages)
+                tg.start_soon(_request, job, perm, messages, slots, attempt, drawn, usages)
             else:
                 for slot in slots:
-                    tg.start_soon(_request, job, perm, [slot], attempt, drawn, usages)
+                    tg.start_soon(_request, job, perm, messages, [slot], attempt, drawn, usages)
     return drawn, sum(usages, Usage())
 
 
 async def _request(
     job: SamplingJob,
     perm: Permutation,
+    messages: tuple[Message, ...],
     slots: list[int],
     attempt: int,
     drawn: dict[int, Sample],
@@ -82,7 +85,7 @@ async def _request(
 ) -> None:
     seed = derive_seed(job.seed, job.item_id, "sample", slots[0], attempt)
     request = GenerationRequest(
-        messages=judge_messages(job.template, job.query, apply_permutation(job.responses, perm)),
+        messages=messages,
         n=len(slots),
         temperature=job.temperature,
         top_p=job.top_p,

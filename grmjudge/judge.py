@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from grmjudge._sampling import SamplingJob, collect_samples
 from grmjudge._sync import run_sync
+from grmjudge._tasks import task_group
 from grmjudge._version import __version__
 from grmjudge.backends._spec import backend_from_spec
 from grmjudge.backends.base import Backend
@@ -122,12 +123,13 @@ class Judge:
     ) -> ScoreResult:
         """Judge ``responses`` to ``query`` with ``k`` shuffled samples and return summed votes.
 
-        ``meta=True`` keeps only the top ``k_meta`` samples (default ``k // 2``) by the meta scorer.
+        ``meta=True`` keeps only the top ``k_meta`` samples (default ``max(1, k // 2)``) by the meta scorer.
         ``item_id`` seeds the shuffles and samples; by default it is a hash of the query and responses,
         so the same input always gets the same orders and seeds.
         """
         s = settings or self.settings
         messages, texts = _validate(query, responses, k)
+        s.template.render(messages, texts)  # fails early, before any request, if the template cannot take them
         if meta and self.meta is None:
             raise ConfigurationError("meta=True needs a meta scorer: Judge(backend, meta=...)")
         item = item_id if item_id is not None else _content_id(messages, texts)
@@ -182,7 +184,7 @@ class Judge:
             async with limiter:
                 results[index] = await self._score_item(index, raw, k, meta, settings)
 
-        async with anyio.create_task_group() as tg:
+        async with task_group() as tg:
             for index, raw in enumerate(batch):
                 tg.start_soon(run_one, index, raw)
         return [r for r in results if r is not None]
@@ -216,10 +218,10 @@ class Judge:
     async def _score_item(
         self, index: int, raw: JudgeItem | Mapping[str, Any], k: int, meta: bool, settings: JudgeSettings | None
     ) -> BatchResult:
-        item_id = str(index)
+        raw_id = raw.id if isinstance(raw, JudgeItem) else raw.get("id")
+        item_id = raw_id if isinstance(raw_id, str) else str(index)
         try:
             item = raw if isinstance(raw, JudgeItem) else JudgeItem.model_validate(raw)
-            item_id = item.id if item.id is not None else item_id
             result = await self.score(item.query, item.responses, k, meta, item_id=item_id, settings=settings)
         except (GRMJudgeError, ValidationError) as exc:
             return BatchResult(index=index, item_id=item_id, error=ItemError(type=type(exc).__name__, message=str(exc)))

@@ -355,3 +355,29 @@ async def test_sync_facade_refuses_inside_an_event_loop() -> None:
     judge = Judge(FunctionBackend(by_length))
     with pytest.raises(SyncInAsyncContextError, match="await judge.score"):
         judge.score_sync(QUERY, [A, B])
+
+
+@pytest.mark.anyio
+async def test_template_arity_errors_surface_before_any_request() -> None:
+    from grmjudge import SINGLE_RESPONSE_TEMPLATE
+
+    recorder = Recorder()
+    judge = Judge(FunctionBackend(recorder), settings=JudgeSettings(template=SINGLE_RESPONSE_TEMPLATE))
+    with pytest.raises(InvalidInputError, match="exactly one response"):
+        await judge.score(QUERY, [A, B], k=2)
+    assert recorder.requests == []
+
+
+@pytest.mark.anyio
+async def test_unexpected_backend_exceptions_are_not_wrapped_in_groups() -> None:
+    def broken(request: GenerationRequest) -> list[str]:
+        raise KeyError("bug in a custom backend")
+
+    with pytest.raises(KeyError, match="bug in a custom backend"):
+        await Judge(FunctionBackend(broken)).score(QUERY, [A, B], k=4)
+
+
+@pytest.mark.anyio
+async def test_invalid_batch_items_keep_their_id() -> None:
+    results = await Judge(FunctionBackend(by_length)).score_many([{"id": "kept-id", "query": "q", "responses": []}])
+    assert results[0].item_id == "kept-id" and results[0].error is not None

@@ -1,4 +1,4 @@
-"""An anyio task group whose lone failure surfaces as itself, not wrapped in an ExceptionGroup."""
+"""An anyio task group whose failure surfaces as the first task's exception, not an ExceptionGroup."""
 
 from __future__ import annotations
 
@@ -11,14 +11,13 @@ from anyio.abc import TaskGroup
 
 @asynccontextmanager
 async def task_group() -> AsyncIterator[TaskGroup]:
-    """Like ``anyio.create_task_group()``, but a single failed task re-raises its own exception.
+    """Like ``anyio.create_task_group()``, but re-raises the first failure itself (the group is its cause).
 
-    Callers then catch :class:`~grmjudge.exceptions.InvalidInputError` or a backend's error directly.
+    Callers then catch :class:`~grmjudge.exceptions.InvalidInputError` or a backend's error directly; sibling
+    tasks that failed the same way stay visible on ``__cause__``.
     """
     try:
         async with anyio.create_task_group() as tg:
             yield tg
     except BaseExceptionGroup as group:
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from group
-        raise
+        raise group.exceptions[0] from group

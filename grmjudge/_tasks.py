@@ -13,8 +13,8 @@ from anyio.abc import TaskGroup
 async def task_group() -> AsyncIterator[TaskGroup]:
     """Like ``anyio.create_task_group()``, but re-raises the first failure itself (the group is its cause).
 
-    Callers then catch :class:`~grmjudge.exceptions.InvalidInputError` or a backend's error directly; sibling
-    tasks that failed the same way stay visible on ``__cause__``.
+    Callers then catch [`InvalidInputError`][grmjudge.exceptions.InvalidInputError] or a backend's error
+    directly; sibling tasks that failed the same way stay visible on ``__cause__``.
     """
     try:
         async with anyio.create_task_group() as tg:

@@ -1,6 +1,7 @@
 """The grmjudge error tree.
 
-Every error grmjudge raises derives from :class:`GRMJudgeError`, so callers can catch one class.
+Every error grmjudge raises derives from [`GRMJudgeError`][grmjudge.exceptions.GRMJudgeError], so callers
+can catch one class.
 Foreign exceptions (httpx, JSON) are translated at the backend boundary with ``raise ... from exc``.
 
 ```
@@ -21,7 +22,7 @@ GRMJudgeError
 ```
 
 Parse failures of single samples are not exceptions: they are recorded on the sample
-(:class:`grmjudge.results.SampleError`) because one bad sample must not sink a k-sample vote.
+([`grmjudge.results.SampleError`][grmjudge.results.SampleError]) because one bad sample must not sink a k-sample vote.
 Error messages never contain credentials.
 """
 

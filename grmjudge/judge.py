@@ -1,9 +1,9 @@
 """Judge: sample k judgements with shuffled response orders, optionally keep the best by a meta RM, and sum.
 
 How a call flows: validate the input -> plan one permutation per sample (seeded) -> ask the backend, one
-request per distinct order (:mod:`grmjudge._sampling`) -> parse each text (:mod:`grmjudge.parsing`) ->
-meta-score the valid samples and keep the top k_meta (optional) -> sum the kept votes
-(:mod:`grmjudge.voting`) -> a :class:`~grmjudge.results.ScoreResult` with provenance.
+request per distinct order (``grmjudge._sampling``) -> parse each text ([`grmjudge.parsing`][grmjudge.parsing])
+-> meta-score the valid samples and keep the top k_meta (optional) -> sum the kept votes
+([`grmjudge.voting`][grmjudge.voting]) -> a [`ScoreResult`][grmjudge.results.ScoreResult] with provenance.
 """
 
 from __future__ import annotations
@@ -59,9 +59,9 @@ class JudgeItem(BaseModel):
 
 
 class Judge:
-    """A generative reward model judge over any :class:`~grmjudge.backends.Backend`.
+    """A generative reward model judge over any [`Backend`][grmjudge.backends.Backend].
 
-    ``meta`` is an optional :class:`~grmjudge.meta.MetaScorer` used by ``score(..., meta=True)``.
+    ``meta`` is an optional [`MetaScorer`][grmjudge.meta.MetaScorer] used by ``score(..., meta=True)``.
     ``max_concurrent_requests`` bounds the backend requests in flight across all calls of this judge.
     """
 
@@ -99,7 +99,7 @@ class Judge:
 
         Kinds: ``openai`` (needs ``base_url=``), ``anthropic``, ``hf``, ``vllm``, and any kind registered in
         the ``grmjudge.backends`` entry-point group. A missing extra raises
-        :class:`~grmjudge.exceptions.MissingDependencyError` with the ``pip install`` hint.
+        [`MissingDependencyError`][grmjudge.exceptions.MissingDependencyError] with the ``pip install`` hint.
         """
         backend = backend_from_spec(spec, **backend_options)
         return cls(backend, meta=meta, settings=settings, max_concurrent_requests=max_concurrent_requests)
@@ -192,13 +192,13 @@ class Judge:
     def score_sync(
         self, query: Query, responses: Sequence[str], k: int = 1, meta: bool = False, **kw: Any
     ) -> ScoreResult:
-        """Blocking :meth:`score` for scripts; raises :class:`SyncInAsyncContextError` inside an event loop."""
+        """Blocking `score` for scripts; raises `SyncInAsyncContextError` inside an event loop."""
         return run_sync(self._closing_loop(lambda: self.score(query, responses, k, meta, **kw)), method="judge.score")
 
     def score_many_sync(
         self, items: Iterable[JudgeItem | Mapping[str, Any]], k: int = 1, meta: bool = False, **kw: Any
     ) -> list[BatchResult]:
-        """Blocking :meth:`score_many`; raises :class:`SyncInAsyncContextError` inside an event loop."""
+        """Blocking `score_many`; raises `SyncInAsyncContextError` inside an event loop."""
         return run_sync(self._closing_loop(lambda: self.score_many(items, k, meta, **kw)), method="judge.score_many")
 
     async def aclose(self) -> None:

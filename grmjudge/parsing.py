@@ -1,7 +1,8 @@
 r"""Turn a generated judgement into per-response integer scores, or a typed failure.
 
 The rule (METHOD.md §5): read the **last** ``\boxed{...}``, split on commas, require exactly n plain
-integers inside the template's range. Anything else is a :class:`ParseFailure` carrying the reason.
+integers inside the template's range. Anything else is a [`ParseFailure`][grmjudge.parsing.ParseFailure] carrying the
+reason.
 A failure is never coerced into a number.
 """
 
@@ -49,7 +50,8 @@ class ParseFailure:
 
 ParseOutcome = Parsed | ParseFailure
 ScoreParser = Callable[[str, int, tuple[int, int]], ParseOutcome]
-"""A parser takes (text, number of responses, inclusive score range) and returns a :data:`ParseOutcome`."""
+"""A parser takes (text, number of responses, inclusive score range) and returns a
+[`ParseOutcome`][grmjudge.parsing.ParseOutcome]."""
 
 
 def parse_boxed_scores(text: str, n_responses: int, score_range: tuple[int, int]) -> ParseOutcome:

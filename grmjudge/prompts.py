@@ -2,7 +2,7 @@
 
 A filled template becomes the content of **one user message**; the backend (or the server) applies the
 model's own chat template. Text from callers (conversation turns and responses) passes through
-:func:`neutralise`, so a response cannot forge the template's delimiters or a score box.
+[`neutralise`][grmjudge.prompts.neutralise], so a response cannot forge the template's delimiters or a score box.
 """
 
 from __future__ import annotations

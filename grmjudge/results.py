@@ -14,7 +14,7 @@ class SampleError(BaseModel):
     """Why a sample cast no vote.
 
     ``kind="parse"``: the text was generated but is not a valid judgement; ``reason`` is a
-    :class:`~grmjudge.parsing.ParseFailureReason` value. ``kind="backend"``: the backend failed after its
+    [`ParseFailureReason`][grmjudge.parsing.ParseFailureReason] value. ``kind="backend"``: the backend failed after its
     retries; ``reason`` is the exception class name (``RateLimitError``, ``ServerError``, ...).
     """
 
@@ -127,7 +127,10 @@ class ItemError(BaseModel):
 
 
 class BatchResult(BaseModel):
-    """One item of :meth:`grmjudge.Judge.score_many`, in input order: a result or the error it raised."""
+    """One item of a batch, in input order: its result, or the error it raised instead.
+
+    Returned by [`Judge.score_many`][grmjudge.judge.Judge.score_many].
+    """
 
     model_config = ConfigDict(frozen=True)
 

@@ -75,7 +75,7 @@ class Completion(BaseModel):
 
 
 class Generation(BaseModel):
-    """The completions returned for one :class:`GenerationRequest`, with usage."""
+    """The completions returned for one [`GenerationRequest`][grmjudge.types.GenerationRequest], with usage."""
 
     model_config = ConfigDict(frozen=True)
 

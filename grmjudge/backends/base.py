@@ -15,7 +15,7 @@ class Backend(ABC):
 
     ``supports_n`` says whether one request can return ``request.n`` completions; when it is false the judge
     sends ``n`` requests of one completion each, with distinct seeds. Backends are async context managers;
-    :meth:`aclose` releases what the backend created (never what the caller handed in).
+    `aclose` releases what the backend created (never what the caller handed in).
     """
 
     name: ClassVar[str] = "backend"
@@ -39,7 +39,7 @@ class Backend(ABC):
 
     @property
     def closed(self) -> bool:
-        """Whether :meth:`aclose` has been called."""
+        """Whether `aclose` has been called."""
         return self._closed
 
     def _check_open(self) -> None:

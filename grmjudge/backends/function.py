@@ -15,10 +15,10 @@ GenerateFunction = Callable[[GenerationRequest], FunctionReply | Awaitable[Funct
 
 
 class FunctionBackend(Backend):
-    """Wrap ``fn(request)`` returning a :class:`Generation`, or the texts/completions of the request.
+    """Wrap ``fn(request)`` that returns a [`Generation`][grmjudge.types.Generation] or the request's texts.
 
-    A plain string (or one :class:`Completion`) answers a request with ``n=1``. A sync ``fn`` runs on the
-    event loop, so keep it fast or make it async.
+    The texts may be strings or [`Completion`][grmjudge.types.Completion] objects; a plain string answers a
+    request with ``n=1``. A sync ``fn`` runs on the event loop, so keep it fast or make it async.
     """
 
     name: ClassVar[str] = "function"

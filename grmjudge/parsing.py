@@ -16,7 +16,6 @@ from enum import StrEnum
 from grmjudge.types import FinishReason
 
 _BOX_OPENING = "\\boxed{"
-_INTEGER = re.compile(r"-?[0-9]+")
 _PRINCIPLES = re.compile(r"Specific Criteria\s*:", re.IGNORECASE)
 _ANALYSIS = re.compile(r"Analysis\s*:", re.IGNORECASE)
 _SCORES = re.compile(r"Scores\s*:", re.IGNORECASE)
@@ -60,7 +59,7 @@ def parse_boxed_scores(text: str, n_responses: int, score_range: tuple[int, int]
     if content is None:
         return ParseFailure(ParseFailureReason.NO_BOXED, "no \\boxed{...} in the judgement")
     parts = [part.strip() for part in content.split(",")]
-    bad = [part for part in parts if not _INTEGER.fullmatch(part)]
+    bad = [part for part in parts if not _is_integer(part)]
     if bad:
         return ParseFailure(ParseFailureReason.NOT_INTEGER, f"not an integer: {bad[0]!r} in \\boxed{{{content}}}")
     if len(parts) != n_responses:
@@ -122,6 +121,11 @@ def split_judgement(text: str) -> tuple[str | None, str | None]:
         end = scores_start if scores_start > analysis_match.end() else len(text)
         critique = text[analysis_match.end() : end].strip() or None
     return principles, critique
+
+
+def _is_integer(part: str) -> bool:
+    digits = part[1:] if part.startswith("-") else part
+    return digits.isascii() and digits.isdigit()
 
 
 def _last_box(text: str) -> str | None:

@@ -68,13 +68,17 @@ class PromptTemplate(BaseModel):
         key = "\x00".join([self.text, repr(self.score_range), repr(self.numbered), parser_name])
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
+    def check_response_count(self, n: int) -> None:
+        """Raise [`InvalidInputError`][grmjudge.exceptions.InvalidInputError] if the template cannot take n."""
+        if not self.numbered and n != 1:
+            raise InvalidInputError(f"template {self.id!r} takes exactly one response, got {n}")
+
     def render(self, query: Query, responses: Sequence[str], *, hint_best: int | None = None) -> str:
         """Fill the template with the conversation and the responses in the order given.
 
         ``hint_best`` (0-based position in ``responses``) appends the hinted-sampling suffix.
         """
-        if not self.numbered and len(responses) != 1:
-            raise InvalidInputError(f"template {self.id!r} takes exactly one response, got {len(responses)}")
+        self.check_response_count(len(responses))
         context = render_context(normalise_query(query))
         blocks = render_response_blocks(responses, numbered=self.numbered)
         text = self.text.replace("{context}", context).replace("{responses}", blocks)
@@ -109,9 +113,13 @@ def neutralise(text: str) -> str:
     ``#### Header ####`` gets a backslash before each ``####`` run, and ``\boxed{`` becomes ``\boxed {``
     (the same in LaTeX, but no longer the exact string the score parser reads).
     """
-    text = _RESPONSE_DELIMITER.sub(r"\\[", text)
-    text = _SECTION_HEADER.sub(r"\\\1\2\\\3", text)
-    return _BOX_OPENING.sub(r"\\boxed {", text)
+    if "[" in text:
+        text = _RESPONSE_DELIMITER.sub(r"\\[", text)
+    if "####" in text:
+        text = _SECTION_HEADER.sub(r"\\\1\2\\\3", text)
+    if "\\boxed" in text:
+        text = _BOX_OPENING.sub(r"\\boxed {", text)
+    return text
 
 
 def normalise_query(query: Query) -> tuple[Message, ...]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, computed_field
 
+from grmjudge.parsing import split_judgement
 from grmjudge.types import FinishReason, Usage
 from grmjudge.voting import ResponseSpread
 
@@ -38,8 +39,6 @@ class Sample(BaseModel):
     index: int
     permutation: tuple[int, ...]
     text: str | None = None
-    principles: str | None = None
-    critique: str | None = None
     scores: tuple[int, ...] | None = None
     error: SampleError | None = None
     finish_reason: FinishReason | None = None
@@ -53,6 +52,18 @@ class Sample(BaseModel):
     def valid(self) -> bool:
         """Whether the sample produced scores."""
         return self.scores is not None
+
+    @computed_field
+    @property
+    def principles(self) -> str | None:
+        """The judgement's "Specific Criteria" part, if it has one."""
+        return split_judgement(self.text)[0] if self.text else None
+
+    @computed_field
+    @property
+    def critique(self) -> str | None:
+        """The judgement's "Analysis" part, if it has one."""
+        return split_judgement(self.text)[1] if self.text else None
 
 
 class NoVerdict(BaseModel):

@@ -7,8 +7,8 @@ A permutation ``perm`` lists, for each prompt position m, the caller's index of 
 from __future__ import annotations
 
 import hashlib
+import math
 import random
-import statistics
 from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict
@@ -94,4 +94,10 @@ def pick_best(totals: Sequence[float], rng: random.Random) -> int:
 def vote_spread(votes: Sequence[Sequence[int]], n: int) -> list[ResponseSpread]:
     """Per-response min, max and population standard deviation of the votes."""
     columns = [[sample[i] for sample in votes] for i in range(n)]
-    return [ResponseSpread(min=min(c), max=max(c), stdev=statistics.pstdev(c)) for c in columns]
+    return [ResponseSpread(min=min(c), max=max(c), stdev=_pstdev(c)) for c in columns]
+
+
+def _pstdev(values: Sequence[int]) -> float:
+    # plain float arithmetic: statistics.pstdev's exact fractions cost more than the rest of a vote
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))

@@ -38,8 +38,8 @@ from grmjudge import (
     ServerError,
     ShuffleMode,
 )
-from grmjudge.backends import OpenAIBackend
-from grmjudge.backends._http import create_client, parse_retry_after
+from grmjudge.backends import OpenAIBackend, _http
+from grmjudge.backends._http import AiohttpTransport, HttpxTransport, parse_retry_after
 from grmjudge.testing.fake_openai import FakeOpenAIServer, FakeRequest, default_judgement
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -342,25 +342,25 @@ async def test_injected_client_stays_open_after_aclose(client: httpx.AsyncClient
 @pytest.mark.anyio
 async def test_backend_created_client_is_closed_by_aclose() -> None:
     backend = OpenAIBackend(base_url="http://127.0.0.1:9/v1", model=MODEL)
-    created = backend._http_client()
-    assert backend._http_client() is created  # created once, then reused
-    assert not created.is_closed
+    created = backend.http.transport()
+    assert backend.http.transport() is created  # created once, then reused
+    assert not created.closed
     await backend.aclose()
-    assert created.is_closed
+    assert created.closed
     assert backend.closed
 
 
 @pytest.mark.anyio
 async def test_reset_connections_closes_the_own_client_and_the_next_call_makes_a_new_one() -> None:
     backend = OpenAIBackend(base_url="http://127.0.0.1:9/v1", model=MODEL)
-    first = backend._http_client()
+    first = backend.http.transport()
     await backend.reset_connections()
-    assert first.is_closed
+    assert first.closed
     assert not backend.closed
-    second = backend._http_client()
+    second = backend.http.transport()
     assert second is not first
     await backend.aclose()
-    assert second.is_closed
+    assert second.closed
 
 
 @pytest.mark.anyio
@@ -368,7 +368,7 @@ async def test_reset_connections_leaves_an_injected_client_alone(client: httpx.A
     backend = on_fake(client)
     await backend.reset_connections()
     assert not client.is_closed
-    assert backend._http_client() is client
+    assert backend.http.transport().client is client  # type: ignore[attr-defined]
 
 
 @pytest.mark.anyio
@@ -705,6 +705,14 @@ async def test_malformed_200_bodies_raise_backend_response_error(mock_client: Mo
 
 
 @pytest.mark.anyio
+async def test_undecodable_content_encoding_raises_backend_response_error(mock_client: MockClient) -> None:
+    script = Script(lambda request: httpx.Response(200, headers={"content-encoding": "gzip"}, content=b"not gzip"))
+    with pytest.raises(BackendResponseError, match="undecodable"):
+        await on_mock(mock_client, script, RetryPolicy()).generate(user_request())
+    assert script.calls == 1
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize("returned", [3, 5])
 async def test_wrong_number_of_choices_raises_backend_response_error(mock_client: MockClient, returned: int) -> None:
     def step(request: httpx.Request) -> httpx.Response:
@@ -796,30 +804,21 @@ async def test_jittered_backoff_stays_within_half_to_full_delay(mock_client: Moc
 
 
 @pytest.mark.anyio
-async def test_create_client_uses_the_aiohttp_transport() -> None:
-    from httpx_aiohttp import AiohttpTransport
-
-    client = create_client(timeout=12.0, max_connections=7)
-    try:
-        assert isinstance(client, httpx.AsyncClient)
-        assert isinstance(client._transport, AiohttpTransport)
-        assert client._transport.limits.max_connections == 7
-        assert client.timeout == httpx.Timeout(12.0)
-    finally:
-        await client.aclose()
-    assert client.is_closed
+async def test_default_transport_is_aiohttp() -> None:
+    transport = _http.default_transport(timeout=12.0, max_connections=7)
+    assert isinstance(transport, AiohttpTransport)
+    await transport.aclose()
+    assert transport.closed
 
 
 @pytest.mark.anyio
-async def test_create_client_falls_back_to_httpx_without_httpx_aiohttp(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "httpx_aiohttp", None)
-    client = create_client(timeout=12.0, max_connections=7)
-    try:
-        assert type(client) is httpx.AsyncClient
-        assert isinstance(client._transport, httpx.AsyncHTTPTransport)
-        assert client.timeout == httpx.Timeout(12.0)
-    finally:
-        await client.aclose()
+async def test_default_transport_falls_back_to_httpx_without_aiohttp(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "aiohttp", None)
+    transport = _http.default_transport(timeout=12.0, max_connections=7)
+    assert isinstance(transport, HttpxTransport)
+    assert transport.client.timeout == httpx.Timeout(12.0)
+    await transport.aclose()
+    assert transport.client.is_closed
 
 
 # ---------------------------------------------------------------- the default client over real TCP
@@ -864,7 +863,7 @@ def tcp_server() -> Iterator[str]:
 @pytest.fixture(params=["aiohttp", "httpx"])
 def default_transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "httpx":
-        monkeypatch.setitem(sys.modules, "httpx_aiohttp", None)
+        monkeypatch.setitem(sys.modules, "aiohttp", None)
     return request.param
 
 
@@ -873,8 +872,8 @@ async def test_judge_over_tcp_with_the_default_client(tcp_server: str, default_t
     items = [{"query": f"Question {i}?", "responses": [A * (1 + i % 3), B + "!" * i]} for i in range(20)]
     async with Judge(OpenAIBackend(tcp_server, MODEL, api_key=SECRET)) as judge:
         results = await judge.score_many(items, k=8, concurrency=8)
-        client = judge.backend._http_client()  # pyright: ignore[reportAttributeAccessIssue]
-    assert client.is_closed
+        transport = judge.backend.http.transport()  # pyright: ignore[reportAttributeAccessIssue]
+    assert transport.closed
     assert len(results) == 20
     for item, batch in zip(items, results, strict=True):
         assert batch.result is not None
@@ -950,3 +949,32 @@ async def test_silent_server_is_a_timeout(default_transport: str) -> None:
             tg.cancel_scope.cancel()
     await listener.aclose()
     assert len(waits) == 1
+
+
+@pytest.mark.anyio
+async def test_a_reply_that_is_not_http_is_a_connection_error_even_through_a_batch(default_transport: str) -> None:
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+
+    async def garbage(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            await stream.receive()
+            await stream.send(b"GARBAGE, NOT HTTP\r\n\r\n")
+
+    waits, sleep = recorder()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, garbage)
+        backend = OpenAIBackend(f"http://127.0.0.1:{port}/v1", MODEL, retry=RetryPolicy(max_retries=0, sleep=sleep))
+        try:
+            with pytest.raises(BackendConnectionError):
+                await backend.generate(user_request())
+            batch = await Judge(backend).score_many([{"query": QUERY, "responses": [A, B]}] * 2, k=2)
+        finally:
+            await backend.aclose()
+            tg.cancel_scope.cancel()
+    await listener.aclose()
+    for item in batch:
+        assert item.error is None
+        assert item.result is not None
+        assert item.result.no_verdict is not None
+        assert item.result.no_verdict.failures == {"BackendConnectionError": 2}

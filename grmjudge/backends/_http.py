@@ -1,18 +1,23 @@
-"""The HTTP layer shared by HTTP backends: a fast default client, error mapping and retries.
+"""The HTTP layer shared by every HTTP backend and scorer: one client type, error mapping, retries.
 
-httpx's own async connection pool is slow under high concurrency (encode/httpx#3215), so the default client
-keeps httpx's API over an aiohttp transport (``httpx-aiohttp``) and uses httpx's transport only when that
-package is missing. Retries go through tenacity with an injectable sleep.
+By default requests go straight through an aiohttp session. Measured on the judge workload
+(``benchmarks/overhead.py --breakdown``), httpx costs about three times aiohttp's client CPU per request even
+on the ``httpx-aiohttp`` transport, and its own connection pool is slower still (encode/httpx#3215). An
+``httpx.AsyncClient`` handed in by the caller (tests on ``MockTransport``/``ASGITransport``, proxies,
+custom TLS) is used as is, and httpx's own transport is the fallback where aiohttp is not installed.
+Retries go through tenacity, entered only after a first attempt fails, with an injectable sleep.
 """
 
 from __future__ import annotations
 
 import json
 import random
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
@@ -30,94 +35,207 @@ from grmjudge.exceptions import (
 )
 from grmjudge.settings import RetryPolicy
 
+if TYPE_CHECKING:
+    import aiohttp
+
 _BODY_EXCERPT = 500
 
 
-def create_client(*, timeout: float, max_connections: int) -> httpx.AsyncClient:
-    """An ``httpx.AsyncClient`` on the aiohttp transport when available, else on httpx's own."""
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+@dataclass(frozen=True)
+class RawReply:
+    """What a transport returns: status, body bytes and the ``Retry-After`` header."""
+
+    status: int
+    body: bytes
+    retry_after: str | None
+
+
+class Transport(ABC):
+    """Sends one POST; failures to get any HTTP answer become typed connection or timeout errors."""
+
+    closed: bool = False
+
+    @abstractmethod
+    async def post(self, url: str, data: bytes, headers: Mapping[str, str], *, backend: str) -> RawReply:
+        """POST ``data`` and return the reply, whatever its status."""
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Release the connections this transport created."""
+
+
+class AiohttpTransport(Transport):
+    """The default: an aiohttp session created on first use, in the event loop that uses it."""
+
+    def __init__(self, *, timeout: float, max_connections: int) -> None:
+        self._timeout = timeout
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    async def post(self, url: str, data: bytes, headers: Mapping[str, str], *, backend: str) -> RawReply:
+        import aiohttp
+
+        session = self._session or self._open()
+        try:
+            async with session.post(url, data=data, headers=headers) as response:
+                body = await response.read()
+                return RawReply(response.status, body, response.headers.get("retry-after"))
+        except TimeoutError as exc:
+            raise BackendTimeoutError(f"request to {url} timed out", backend=backend) from exc
+        except aiohttp.ClientError as exc:
+            raise BackendConnectionError(f"request to {url} failed: {type(exc).__name__}", backend=backend) from exc
+
+    async def aclose(self) -> None:
+        self.closed = True
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    def _open(self) -> aiohttp.ClientSession:
+        import aiohttp
+
+        connector = aiohttp.TCPConnector(limit=self._max_connections)
+        timeout = aiohttp.ClientTimeout(total=self._timeout)
+        self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+        return self._session
+
+
+class HttpxTransport(Transport):
+    """An ``httpx.AsyncClient``: the caller's (never closed here) or one created as the fallback."""
+
+    def __init__(self, client: httpx.AsyncClient, *, owned: bool) -> None:
+        self.client = client
+        self._owned = owned
+
+    async def post(self, url: str, data: bytes, headers: Mapping[str, str], *, backend: str) -> RawReply:
+        try:
+            response = await self.client.post(url, content=data, headers=headers)
+        except httpx.TimeoutException as exc:
+            if _masked_connection_error(exc):
+                cause = type(exc.__cause__).__name__
+                raise BackendConnectionError(f"request to {url} failed: {cause}", backend=backend) from exc
+            raise BackendTimeoutError(f"request to {url} timed out", backend=backend) from exc
+        except httpx.TransportError as exc:
+            raise BackendConnectionError(f"request to {url} failed: {type(exc).__name__}", backend=backend) from exc
+        except httpx.DecodingError as exc:
+            raise BackendResponseError(f"{url} answered with an undecodable body: {exc}", backend=backend) from exc
+        except Exception as exc:
+            if not _is_aiohttp_error(exc):
+                raise
+            # an injected httpx-aiohttp client passes on aiohttp errors it does not map, e.g. a reply that is not HTTP
+            raise BackendConnectionError(f"request to {url} failed: {type(exc).__name__}", backend=backend) from exc
+        return RawReply(response.status_code, response.content, response.headers.get("retry-after"))
+
+    async def aclose(self) -> None:
+        self.closed = True
+        if self._owned:
+            await self.client.aclose()
+
+
+def default_transport(*, timeout: float, max_connections: int) -> Transport:
+    """The aiohttp transport when aiohttp is installed, else an httpx client of our own."""
     try:
-        from httpx_aiohttp import HttpxAiohttpClient
+        import aiohttp  # noqa: F401  # pyright: ignore[reportUnusedImport]
     except ImportError:
-        return httpx.AsyncClient(timeout=timeout, limits=limits)
-    return HttpxAiohttpClient(timeout=timeout, limits=limits)
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        return HttpxTransport(httpx.AsyncClient(timeout=timeout, limits=limits), owned=True)
+    return AiohttpTransport(timeout=timeout, max_connections=max_connections)
 
 
-async def post_json(
-    client: httpx.AsyncClient,
-    url: str,
-    body: Mapping[str, Any],
-    *,
-    headers: Mapping[str, str],
-    retry: RetryPolicy,
-    backend: str,
-) -> dict[str, Any]:
-    """POST ``body`` as JSON and return the decoded JSON object, retrying what ``retry`` allows."""
-    retrying = AsyncRetrying(
-        stop=stop_after_attempt(retry.max_retries + 1),
-        wait=_Backoff(retry),
-        retry=retry_if_exception(lambda exc: isinstance(exc, BackendError) and exc.retryable),
-        sleep=retry.sleep or anyio.sleep,
-        reraise=True,
-    )
-    async for attempt in retrying:
-        with attempt:
-            return await _post_once(client, url, body, headers=headers, backend=backend)
-    raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+class HTTPClient:
+    """One backend's way to its server: JSON POSTs with typed errors and retries.
+
+    It uses the caller's ``http_client`` if given, else a transport it creates on first use. :meth:`reset`
+    closes a created transport (the next request makes a new one, e.g. in a new event loop); a caller's client
+    is never closed here. Header names are lower-cased so that a caller's header and one a backend sets cannot
+    both be sent under different spellings.
+    """
+
+    def __init__(
+        self,
+        *,
+        backend: str,
+        timeout: float,
+        max_connections: int,
+        retry: RetryPolicy | None,
+        headers: Mapping[str, str],
+        http_client: httpx.AsyncClient | None,
+    ) -> None:
+        self.backend = backend
+        self.retry = retry or RetryPolicy()
+        self.headers = {"content-type": "application/json", **{k.lower(): v for k, v in headers.items()}}
+        self._timeout = timeout
+        self._max_connections = max_connections
+        self._adopted = HttpxTransport(http_client, owned=False) if http_client is not None else None
+        self._own: Transport | None = None
+
+    def transport(self) -> Transport:
+        """The transport the next request will use."""
+        if self._adopted is not None:
+            return self._adopted
+        if self._own is None:
+            self._own = default_transport(timeout=self._timeout, max_connections=self._max_connections)
+        return self._own
+
+    async def post_json(self, url: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST ``body`` as JSON; the decoded JSON object, or a typed error once retries are spent."""
+        data = json.dumps(body).encode()
+        try:
+            return await self._post_once(url, data)
+        except BackendError as exc:
+            if not exc.retryable or self.retry.max_retries == 0:
+                raise
+            first_failure = exc
+        return await self._retry(url, data, first_failure)
+
+    async def reset(self) -> None:
+        """Close the transport this client created; the next request creates a new one."""
+        if self._own is not None:
+            transport, self._own = self._own, None
+            await transport.aclose()
+
+    async def _post_once(self, url: str, data: bytes) -> dict[str, Any]:
+        reply = await self.transport().post(url, data, self.headers, backend=self.backend)
+        if reply.status >= 400:
+            raise status_error(url, reply, backend=self.backend)
+        return decode_json_object(url, reply, backend=self.backend)
+
+    async def _retry(self, url: str, data: bytes, first_failure: BackendError) -> dict[str, Any]:
+        sleep = self.retry.sleep or anyio.sleep
+        await sleep(backoff(self.retry, first_failure, attempt=1))
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.retry.max_retries),
+            wait=lambda state: _retry_wait(self.retry, state),
+            retry=retry_if_exception(lambda exc: isinstance(exc, BackendError) and exc.retryable),
+            sleep=sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._post_once(url, data)
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
 
-async def _post_once(
-    client: httpx.AsyncClient, url: str, body: Mapping[str, Any], *, headers: Mapping[str, str], backend: str
-) -> dict[str, Any]:
+def decode_json_object(url: str, reply: RawReply, *, backend: str) -> dict[str, Any]:
+    """The reply body as a JSON object, or a BackendResponseError quoting the start of the body."""
     try:
-        response = await client.post(url, json=body, headers=dict(headers))
-    except httpx.TimeoutException as exc:
-        if _masked_connection_error(exc):
-            cause = type(exc.__cause__).__name__
-            raise BackendConnectionError(f"request to {url} failed: {cause}", backend=backend) from exc
-        raise BackendTimeoutError(f"request to {url} timed out", backend=backend) from exc
-    except httpx.TransportError as exc:
-        raise BackendConnectionError(f"request to {url} failed: {type(exc).__name__}", backend=backend) from exc
-    except httpx.DecodingError as exc:
-        raise BackendResponseError(f"{url} answered with a body that cannot be decoded: {exc}", backend=backend) from exc
-    except Exception as exc:
-        if not _is_aiohttp_error(exc):
-            raise
-        # httpx-aiohttp passes on aiohttp errors it does not map, e.g. a reply that is not HTTP
-        raise BackendConnectionError(f"request to {url} failed: {type(exc).__name__}", backend=backend) from exc
-    if response.status_code >= 400:
-        raise status_error(response, backend=backend)
-    try:
-        payload = response.json()
+        payload = json.loads(reply.body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        excerpt = reply.body[:_BODY_EXCERPT].decode(errors="replace")
         raise BackendResponseError(
-            f"{url} answered {response.status_code} with a body that is not JSON: {response.text[:_BODY_EXCERPT]!r}",
-            backend=backend,
+            f"{url} answered {reply.status} with a body that is not JSON: {excerpt!r}", backend=backend
         ) from exc
     if not isinstance(payload, dict):
         raise BackendResponseError(f"{url} answered with JSON that is not an object", backend=backend)
     return payload  # pyright: ignore[reportUnknownVariableType]
 
 
-def _masked_connection_error(exc: httpx.TimeoutException) -> bool:
-    """Whether httpx-aiohttp reported an aiohttp connection error that is no timeout (a refused connection).
-
-    Its exception map turns every ``aiohttp.ClientConnectionError`` into ``httpx.ConnectTimeout``; aiohttp's real
-    timeouts derive from ``TimeoutError``.
-    """
-    return _is_aiohttp_error(exc.__cause__) and not isinstance(exc.__cause__, TimeoutError)
-
-
-def _is_aiohttp_error(exc: BaseException | None) -> bool:
-    return type(exc).__module__.split(".")[0] == "aiohttp"
-
-
-def status_error(response: httpx.Response, *, backend: str) -> BackendStatusError:
-    """The typed error for a non-2xx response (the request URL is named; headers, and so keys, are not)."""
-    code = response.status_code
-    body = response.text[:_BODY_EXCERPT]
-    message = f"{response.request.url} answered HTTP {code}: {body}"
-    retry_after = parse_retry_after(response.headers.get("retry-after"))
+def status_error(url: str, reply: RawReply, *, backend: str) -> BackendStatusError:
+    """The typed error for a non-2xx reply (the URL is named; headers, and so keys, are not)."""
+    code = reply.status
+    body = reply.body[:_BODY_EXCERPT].decode(errors="replace")
+    message = f"{url} answered HTTP {code}: {body}"
+    retry_after = parse_retry_after(reply.retry_after)
     cls: type[BackendStatusError] = BackendStatusError
     if code in (401, 403):
         cls = AuthenticationError
@@ -145,17 +263,28 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-class _Backoff:
-    """Tenacity wait: the server's Retry-After (capped) if given, else jittered exponential backoff."""
+def backoff(policy: RetryPolicy, failure: BaseException | None, *, attempt: int) -> float:
+    """The wait before retry number ``attempt``: the server's Retry-After (capped), else jittered exponential."""
+    hint = getattr(failure, "retry_after", None)
+    if isinstance(hint, float):
+        return min(hint, policy.max_retry_after)
+    delay = min(policy.max_backoff, policy.initial_backoff * 2 ** (attempt - 1))
+    return delay * random.uniform(0.5, 1.0) if policy.jitter else delay
 
-    def __init__(self, policy: RetryPolicy) -> None:
-        self._policy = policy
 
-    def __call__(self, state: RetryCallState) -> float:
-        policy = self._policy
-        exc = state.outcome.exception() if state.outcome else None
-        hint = getattr(exc, "retry_after", None)
-        if isinstance(hint, float):
-            return min(hint, policy.max_retry_after)
-        delay = min(policy.max_backoff, policy.initial_backoff * 2 ** (state.attempt_number - 1))
-        return delay * random.uniform(0.5, 1.0) if policy.jitter else delay
+def _retry_wait(policy: RetryPolicy, state: RetryCallState) -> float:
+    failure = state.outcome.exception() if state.outcome else None
+    return backoff(policy, failure, attempt=state.attempt_number + 1)  # the first retry happened before tenacity
+
+
+def _masked_connection_error(exc: httpx.TimeoutException) -> bool:
+    """Whether httpx-aiohttp reported an aiohttp connection error that is no timeout (a refused connection).
+
+    Its exception map turns every ``aiohttp.ClientConnectionError`` into ``httpx.ConnectTimeout``; aiohttp's real
+    timeouts derive from ``TimeoutError``.
+    """
+    return _is_aiohttp_error(exc.__cause__) and not isinstance(exc.__cause__, TimeoutError)
+
+
+def _is_aiohttp_error(exc: BaseException | None) -> bool:
+    return type(exc).__module__.split(".")[0] == "aiohttp"

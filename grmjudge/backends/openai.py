@@ -8,8 +8,7 @@ from typing import Any, ClassVar, Literal
 
 import httpx
 
-from grmjudge.backends._http import create_client, post_json
-from grmjudge.backends.base import Backend
+from grmjudge.backends._http_backend import HTTPBackend
 from grmjudge.exceptions import BackendResponseError, ConfigurationError
 from grmjudge.settings import RetryPolicy
 from grmjudge.types import Completion, FinishReason, Generation, GenerationRequest, Message, Usage
@@ -18,7 +17,7 @@ Endpoint = Literal["chat", "completions"]
 PromptRenderer = Callable[[Sequence[Message]], str]
 
 
-class OpenAIBackend(Backend):
+class OpenAIBackend(HTTPBackend):
     """An OpenAI-compatible HTTP server.
 
     ``endpoint="chat"`` lets the server apply the model's chat template. ``endpoint="completions"`` sends raw
@@ -47,21 +46,21 @@ class OpenAIBackend(Backend):
     ) -> None:
         if endpoint not in ("chat", "completions"):
             raise ConfigurationError(f"endpoint must be 'chat' or 'completions', got {endpoint!r}")
+        key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        auth = {"authorization": f"Bearer {key}"} if key else {}
+        super().__init__(
+            timeout=timeout,
+            max_connections=max_connections,
+            retry=retry,
+            headers={**(headers or {}), **auth},
+            http_client=http_client,
+        )
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.endpoint: Endpoint = endpoint
         self.supports_n = supports_n
-        self.retry = retry or RetryPolicy()
         self.extra_body = dict(extra_body or {})
         self._render_prompt = render_prompt or _single_user_prompt
-        self._timeout = timeout
-        self._max_connections = max_connections
-        self._headers = {"content-type": "application/json", **(headers or {})}
-        key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
-        if key:
-            self._headers["authorization"] = f"Bearer {key}"
-        self._client = http_client
-        self._owns_client = http_client is None
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(base_url={self.base_url!r}, model={self.model!r}, endpoint={self.endpoint!r})"
@@ -74,29 +73,8 @@ class OpenAIBackend(Backend):
 
     async def generate(self, request: GenerationRequest) -> Generation:
         self._check_open()
-        payload = await post_json(
-            self._http_client(),
-            self.url,
-            self._request_body(request),
-            headers=self._headers,
-            retry=self.retry,
-            backend=self.name,
-        )
+        payload = await self._post(self.url, self._request_body(request))
         return self._parse_response(payload, request.n)
-
-    async def reset_connections(self) -> None:
-        if self._owns_client and self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
-
-    async def aclose(self) -> None:
-        await self.reset_connections()
-        await super().aclose()
-
-    def _http_client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = create_client(timeout=self._timeout, max_connections=self._max_connections)
-        return self._client
 
     def _request_body(self, request: GenerationRequest) -> dict[str, Any]:
         body: dict[str, Any] = {

@@ -5,6 +5,7 @@ The model writes garbage, which is the point: it must come back as typed parse f
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import httpx
@@ -12,7 +13,6 @@ import pytest
 
 from grmjudge import Judge, JudgeSettings, ShuffleMode
 from grmjudge.backends import OpenAIBackend
-from grmjudge.backends._http import create_client
 from grmjudge.testing.vllm_server import VLLMServer
 
 pytestmark = [pytest.mark.engine, pytest.mark.anyio]
@@ -22,17 +22,13 @@ RESPONSES = ["Use sorted(xs) for a new list.", "Call xs.sort() to sort in place.
 
 
 def counting_client() -> tuple[httpx.AsyncClient, list[dict[str, object]]]:
-    """The default (aiohttp-backed) client, with a hook that records every request body."""
-    client = create_client(timeout=120, max_connections=8)
+    """An httpx client (passed to the backend as http_client) with a hook that records every request body."""
     bodies: list[dict[str, object]] = []
 
     async def record(request: httpx.Request) -> None:
-        import json
-
         bodies.append(json.loads(request.content))
 
-    client.event_hooks["request"].append(record)
-    return client, bodies
+    return httpx.AsyncClient(timeout=120, event_hooks={"request": [record]}), bodies
 
 
 async def test_k8_makes_one_request_per_order_with_distinct_choices(vllm_server: VLLMServer) -> None:

@@ -9,6 +9,7 @@ GRMJudgeError
 ├─ ConfigurationError            bad settings, missing meta scorer, bad template
 │   └─ MissingDependencyError    an extra is not installed (the message names it)
 ├─ InvalidInputError             a query, response list or argument that cannot be judged (also ValueError)
+│   └─ InputTooLongError         an input longer than the model's context; .index, .length, .max_length
 ├─ BackendError                  anything from a backend; .retryable
 │   ├─ BackendConnectionError    could not connect (retryable)
 │   │   └─ BackendTimeoutError   the request timed out (retryable)
@@ -48,6 +49,20 @@ class MissingDependencyError(ConfigurationError, ImportError):
 
 class InvalidInputError(GRMJudgeError, ValueError):
     """A query, response list or call argument cannot be judged."""
+
+
+class InputTooLongError(InvalidInputError):
+    """An input has more tokens than the model's context; it is rejected, never truncated.
+
+    ``index`` is the input's position in the call, ``length`` its token count and ``max_length`` the limit;
+    either is ``None`` where it is not known (vLLM stops counting one token past its limit).
+    """
+
+    def __init__(self, message: str, *, index: int | None, length: int | None, max_length: int | None) -> None:
+        super().__init__(message)
+        self.index = index
+        self.length = length
+        self.max_length = max_length
 
 
 class BackendError(GRMJudgeError):

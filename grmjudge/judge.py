@@ -8,7 +8,6 @@ request per distinct order (``grmjudge._sampling``) -> parse each text ([`grmjud
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,18 +16,18 @@ from typing import Any, Self
 
 import anyio
 import anyio.lowlevel
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from grmjudge._batch import JudgeItem, run_batch
+from grmjudge._inputs import content_id, validate_input
 from grmjudge._sampling import SamplingJob, collect_samples
 from grmjudge._sync import run_sync
-from grmjudge._tasks import task_group
 from grmjudge._version import __version__
 from grmjudge.backends._spec import backend_from_spec
 from grmjudge.backends.base import Backend
-from grmjudge.exceptions import ConfigurationError, GRMJudgeError, InvalidInputError, NoVerdictError
+from grmjudge.exceptions import ConfigurationError, NoVerdictError
 from grmjudge.meta import MetaInput, MetaScorer
-from grmjudge.prompts import Query, normalise_query
-from grmjudge.results import BatchResult, ItemError, NoVerdict, Provenance, Sample, ScoreResult
+from grmjudge.prompts import Query
+from grmjudge.results import BatchResult, NoVerdict, Provenance, Sample, ScoreResult
 from grmjudge.settings import JudgeSettings
 from grmjudge.types import Message
 from grmjudge.voting import (
@@ -41,21 +40,6 @@ from grmjudge.voting import (
     sum_votes,
     vote_spread,
 )
-
-
-class JudgeItem(BaseModel):
-    """One item of a batch: a query, its responses, and an optional id (used for seeds and reporting)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
-
-    query: str | tuple[Message, ...]
-    responses: tuple[str, ...] = Field(min_length=1)
-    id: str | None = None
-
-    @field_validator("query", mode="before")
-    @classmethod
-    def _messages(cls, value: object) -> object:
-        return value if isinstance(value, str) else normalise_query(value)  # pyright: ignore[reportArgumentType]
 
 
 class Judge:
@@ -128,11 +112,11 @@ class Judge:
         so the same input always gets the same orders and seeds.
         """
         s = settings or self.settings
-        messages, texts = _validate(query, responses, k)
+        messages, texts = validate_input(query, responses, k)
         s.template.check_response_count(len(texts))
         if meta and self.meta is None:
             raise ConfigurationError("meta=True needs a meta scorer: Judge(backend, meta=...)")
-        item = item_id if item_id is not None else _content_id(messages, texts)
+        item = item_id if item_id is not None else content_id(messages, texts)
         permutations = plan_permutations(len(texts), k, s.shuffle, random.Random(derive_seed(s.seed, item, "order")))
         samples, usage = await collect_samples(
             SamplingJob(
@@ -174,20 +158,11 @@ class Judge:
         An item that raises (bad input, a meta scorer failure) is recorded as that item's ``error``; the rest
         of the batch goes on. Items without an id get their position as id.
         """
-        if concurrency < 1:
-            raise InvalidInputError(f"concurrency must be at least 1, got {concurrency}")
-        batch = list(items)
-        results: list[BatchResult | None] = [None] * len(batch)
-        limiter = anyio.Semaphore(concurrency, fast_acquire=True)
 
-        async def run_one(index: int, raw: JudgeItem | Mapping[str, Any]) -> None:
-            async with limiter:
-                results[index] = await self._score_item(index, raw, k, meta, settings)
+        async def score_item(item: JudgeItem, item_id: str) -> ScoreResult:
+            return await self.score(item.query, item.responses, k, meta, item_id=item_id, settings=settings)
 
-        async with task_group() as tg:
-            for index, raw in enumerate(batch):
-                tg.start_soon(run_one, index, raw)
-        return [r for r in results if r is not None]
+        return await run_batch(items, score_item, concurrency=concurrency)
 
     def score_sync(
         self, query: Query, responses: Sequence[str], k: int = 1, meta: bool = False, **kw: Any
@@ -215,24 +190,14 @@ class Judge:
     ) -> None:
         await self.aclose()
 
-    async def _score_item(
-        self, index: int, raw: JudgeItem | Mapping[str, Any], k: int, meta: bool, settings: JudgeSettings | None
-    ) -> BatchResult:
-        raw_id = raw.id if isinstance(raw, JudgeItem) else raw.get("id")
-        item_id = raw_id if isinstance(raw_id, str) else str(index)
-        try:
-            item = raw if isinstance(raw, JudgeItem) else JudgeItem.model_validate(raw)
-            result = await self.score(item.query, item.responses, k, meta, item_id=item_id, settings=settings)
-        except (GRMJudgeError, ValidationError) as exc:
-            return BatchResult(index=index, item_id=item_id, error=ItemError(type=type(exc).__name__, message=str(exc)))
-        return BatchResult(index=index, item_id=item_id, result=result)
-
     def _closing_loop(self, make: Any) -> Any:
         async def run() -> Any:
             try:
                 return await make()
             finally:
                 await self.backend.reset_connections()
+                if self.meta is not None:
+                    await self.meta.reset_connections()
                 self._limiter = None
 
         return run
@@ -283,28 +248,6 @@ class Judge:
             max_tokens=s.max_tokens,
             max_resample_rounds=s.max_resample_rounds,
         )
-
-
-def _validate(query: Query, responses: Sequence[str], k: int) -> tuple[tuple[Message, ...], tuple[str, ...]]:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:  # pyright: ignore[reportUnnecessaryIsInstance]
-        raise InvalidInputError(f"k must be a positive integer, got {k!r}")
-    if isinstance(responses, str) or not isinstance(responses, Sequence):  # pyright: ignore[reportUnnecessaryIsInstance]
-        raise InvalidInputError("responses must be a list of strings, not a single string")
-    if not responses:
-        raise InvalidInputError("responses is empty: give at least one response to judge")
-    for i, text in enumerate(responses):
-        if not isinstance(text, str):  # pyright: ignore[reportUnnecessaryIsInstance]
-            raise InvalidInputError(f"responses[{i}] is {type(text).__name__}, not a string")
-    return normalise_query(query), tuple(responses)
-
-
-def _content_id(query: tuple[Message, ...], responses: tuple[str, ...]) -> str:
-    digest = hashlib.sha256()
-    for message in query:
-        digest.update(f"{message.role}\x1f{message.content}\x1e".encode())
-    for text in responses:
-        digest.update(f"{text}\x1e".encode())
-    return digest.hexdigest()[:16]
 
 
 def _tally(samples: list[Sample], n: int, tie_rng: random.Random) -> dict[str, Any]:

@@ -6,12 +6,16 @@ import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import BaseModel, ConfigDict
 
 from grmjudge.prompts import meta_messages
 from grmjudge.types import Message
+
+if TYPE_CHECKING:
+    from grmjudge.meta.http import HTTPMetaScorer
+    from grmjudge.meta.transformers import TransformersMetaScorer
 
 
 class MetaInput(BaseModel):
@@ -39,6 +43,9 @@ class MetaScorer(ABC):
     async def aclose(self) -> None:
         """Release resources held by the scorer."""
 
+    async def reset_connections(self) -> None:
+        """Drop connections bound to the current event loop (the sync facade calls this between loops)."""
+
     async def __aenter__(self) -> Self:
         return self
 
@@ -64,4 +71,17 @@ class FunctionMetaScorer(MetaScorer):
         return [float(s) for s in scores]
 
 
-__all__ = ["FunctionMetaScorer", "MetaInput", "MetaScorer"]
+def __getattr__(name: str) -> Any:
+    """Load the model-backed scorers on first use: the local one needs torch and transformers."""
+    if name == "TransformersMetaScorer":
+        from grmjudge.meta.transformers import TransformersMetaScorer
+
+        return TransformersMetaScorer
+    if name == "HTTPMetaScorer":
+        from grmjudge.meta.http import HTTPMetaScorer
+
+        return HTTPMetaScorer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["FunctionMetaScorer", "HTTPMetaScorer", "MetaInput", "MetaScorer", "TransformersMetaScorer"]

@@ -17,7 +17,16 @@ from typing import Any
 
 from grmjudge._optional import require
 
-__all__ = ["CHAT_TEMPLATE", "CORPUS", "EOS_TOKEN", "PAD_TOKEN", "SPECIAL_TOKENS", "VOCAB_SIZE", "build_tiny_model"]
+__all__ = [
+    "CHAT_TEMPLATE",
+    "CORPUS",
+    "EOS_TOKEN",
+    "PAD_TOKEN",
+    "SPECIAL_TOKENS",
+    "VOCAB_SIZE",
+    "build_tiny_classifier",
+    "build_tiny_model",
+]
 
 EOS_TOKEN = "<|im_end|>"
 """End-of-turn token; it doubles as the model's EOS so generation stops at the end of a turn."""
@@ -157,11 +166,65 @@ def build_tiny_model(path: str | os.PathLike[str], *, seed: int = 0, max_positio
     """
     torch = require("torch", extra="hf")
     transformers = require("transformers", extra="hf")
-    tokenizers = require("tokenizers", extra="hf")
-
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
 
+    tokenizer = _train_tokenizer(max_position_embeddings)
+    config = _llama_config(tokenizer, max_position_embeddings)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model: Any = transformers.LlamaForCausalLM(config)
+    model.generation_config.eos_token_id = config.eos_token_id
+    model.generation_config.pad_token_id = config.pad_token_id
+    model.generation_config.bos_token_id = None
+
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def build_tiny_classifier(path: str | os.PathLike[str], *, seed: int = 0, max_position_embeddings: int = 2048) -> Path:
+    """Write a tiny random one-label sequence classifier (a scalar reward model) and its tokenizer to ``path``.
+
+    The same Llama body and tokenizer as :func:`build_tiny_model`, as ``LlamaForSequenceClassification`` with
+    ``num_labels=1``: it reads a whole chat and pools the last token into one unbounded logit, the shape of a
+    meta RM or a scalar RM. ``pad_token_id`` is set, because that pooling finds the last token by skipping
+    padding. The score head is drawn with std ``hidden_size ** -0.5`` so that logits are of order 1, as a
+    trained reward model's are. The weights depend only on ``seed``.
+
+    Args:
+        path: Output directory; created if missing.
+        seed: Seed for the random weights.
+        max_position_embeddings: Context length; longer inputs are rejected, not truncated.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        MissingDependencyError: torch, transformers or tokenizers is not installed.
+    """
+    torch = require("torch", extra="hf")
+    transformers = require("transformers", extra="hf")
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+
+    tokenizer = _train_tokenizer(max_position_embeddings)
+    config = _llama_config(tokenizer, max_position_embeddings, num_labels=1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model: Any = transformers.LlamaForSequenceClassification(config)
+        # logits of order 1, like a trained reward model's; the default init (std 0.02) gives about 0.01
+        torch.nn.init.normal_(model.score.weight, std=config.hidden_size**-0.5)
+
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def _train_tokenizer(max_position_embeddings: int) -> Any:
+    """Train the byte-level BPE tokenizer on :data:`CORPUS` and wrap it with the ChatML chat template."""
+    transformers = require("transformers", extra="hf")
+    tokenizers = require("tokenizers", extra="hf")
     bpe: Any = tokenizers.Tokenizer(tokenizers.models.BPE())
     bpe.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = tokenizers.decoders.ByteLevel()
@@ -181,10 +244,13 @@ def build_tiny_model(path: str | os.PathLike[str], *, seed: int = 0, max_positio
         model_max_length=max_position_embeddings,
     )
     tokenizer.chat_template = CHAT_TEMPLATE
-    eos_id: int = tokenizer.convert_tokens_to_ids(EOS_TOKEN)
-    pad_id: int = tokenizer.convert_tokens_to_ids(PAD_TOKEN)
+    return tokenizer
 
-    config = transformers.LlamaConfig(
+
+def _llama_config(tokenizer: Any, max_position_embeddings: int, **extra: Any) -> Any:
+    """The tiny Llama shape shared by the chat model and the classifier; ``extra`` adds head settings."""
+    transformers = require("transformers", extra="hf")
+    return transformers.LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=128,
         intermediate_size=256,
@@ -195,16 +261,7 @@ def build_tiny_model(path: str | os.PathLike[str], *, seed: int = 0, max_positio
         max_position_embeddings=max_position_embeddings,
         tie_word_embeddings=True,
         bos_token_id=None,
-        eos_token_id=eos_id,
-        pad_token_id=pad_id,
+        eos_token_id=tokenizer.convert_tokens_to_ids(EOS_TOKEN),
+        pad_token_id=tokenizer.convert_tokens_to_ids(PAD_TOKEN),
+        **extra,
     )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model: Any = transformers.LlamaForCausalLM(config)
-    model.generation_config.eos_token_id = eos_id
-    model.generation_config.pad_token_id = pad_id
-    model.generation_config.bos_token_id = None
-
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out

@@ -1,0 +1,181 @@
+"""HTTPChatClassifier: a one-label sequence classifier served by vLLM, over its ``/classify`` endpoint.
+
+Exposed as :class:`grmjudge.classifier.HTTPChatClassifier`. Checked against vLLM 0.32: a checkpoint whose
+architecture ends in ``ForSequenceClassification`` is served as a classifier without extra flags (the
+explicit form is ``--runner pooling --convert classify``); ``POST /classify`` (at the server root, not under
+``/v1``) takes one chat as ``messages`` and applies the model's chat template itself, without a generation
+prompt, as the local classifier does. ``use_activation: false`` returns the raw logit in ``probs`` instead
+of its sigmoid.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import anyio
+import httpx
+
+from grmjudge.backends._http import HTTPClient
+from grmjudge.classifier import ChatClassifier, ChatScores, InputTooLongError, check_chats
+from grmjudge.exceptions import BackendResponseError, BackendStatusError, ConfigurationError, GRMJudgeError
+from grmjudge.settings import RetryPolicy
+from grmjudge.types import Message, Usage
+
+_CONTEXT = re.compile(r"maximum context length is (\d+) tokens")
+_PROMPT = re.compile(r"contains (at least )?(\d+) input tokens")
+
+
+class HTTPChatClassifier(ChatClassifier):
+    """A one-label classifier behind a vLLM server: one ``/classify`` request per chat, sent concurrently.
+
+    ``base_url`` is the server root; a trailing ``/v1`` (the OpenAI base URL of the same server) is dropped,
+    because vLLM serves ``/classify`` at the root only. The key, if any, travels only as a bearer header;
+    it is never read from the environment, so no OpenAI key reaches a classifier server by accident. A chat
+    longer than the server's ``max_model_len`` raises :class:`InputTooLongError` (vLLM rejects it; grmjudge
+    never asks it to truncate). A client you pass as ``http_client`` is used as is and left open.
+    """
+
+    name: ClassVar[str] = "http-classifier"
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 300.0,
+        max_connections: int = 64,
+        retry: RetryPolicy | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        if max_connections < 1:
+            raise ConfigurationError(f"max_connections must be at least 1, got {max_connections}")
+        self.base_url = _server_root(base_url)
+        self.model = model
+        self.extra_body = dict(extra_body or {})
+        self._max_connections = max_connections
+        auth = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        self.http = HTTPClient(
+            backend=self.name,
+            timeout=timeout,
+            max_connections=max_connections,
+            retry=retry,
+            headers={**(headers or {}), **auth},
+            http_client=http_client,
+        )
+
+    def __repr__(self) -> str:
+        return f"HTTPChatClassifier(base_url={self.base_url!r}, model={self.model!r})"
+
+    @property
+    def url(self) -> str:
+        """The endpoint this classifier posts to."""
+        return self.base_url + "/classify"
+
+    async def classify(self, chats: Sequence[Sequence[Message]]) -> ChatScores:
+        self._check_open()
+        checked = check_chats(chats)
+        results: list[tuple[float, Usage] | None] = [None] * len(checked)
+        errors: list[tuple[int, GRMJudgeError]] = []
+        limiter = anyio.CapacityLimiter(self._max_connections)  # queued requests must not time out in the pool
+
+        async def run_one(index: int, chat: tuple[Message, ...], scope: anyio.CancelScope) -> None:
+            async with limiter:
+                try:
+                    results[index] = await self._classify_one(index, chat)
+                except GRMJudgeError as exc:  # one failed chat fails the call: stop the others
+                    errors.append((index, exc))
+                    scope.cancel()
+
+        async with anyio.create_task_group() as tg:
+            for index, chat in enumerate(checked):
+                tg.start_soon(run_one, index, chat, tg.cancel_scope)
+        if errors:
+            raise min(errors, key=lambda error: error[0])[1]
+        done = [r for r in results if r is not None]
+        usage = sum((u for _, u in done), Usage(requests=0, prompt_tokens=0, completion_tokens=0))
+        return ChatScores(scores=tuple(score for score, _ in done), usage=usage)
+
+    async def reset_connections(self) -> None:
+        await self.http.reset()
+
+    async def aclose(self) -> None:
+        await self.http.reset()
+        await super().aclose()
+
+    async def _classify_one(self, index: int, chat: tuple[Message, ...]) -> tuple[float, Usage]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in chat],
+            "add_generation_prompt": False,
+            "use_activation": False,
+            **self.extra_body,
+        }
+        try:
+            payload = await self.http.post_json(self.url, body)
+        except BackendStatusError as exc:
+            too_long = _too_long(exc, index)
+            if too_long is None:
+                raise
+            raise too_long from exc
+        return self._parse(payload), _usage(payload.get("usage"))
+
+    def _parse(self, payload: dict[str, Any]) -> float:
+        try:
+            (item,) = payload["data"]
+            (score,) = item["probs"]
+        except (KeyError, TypeError, ValueError) as exc:
+            if _num_classes(payload) not in (None, 1):
+                raise ConfigurationError(
+                    f"{self.model} at {self.url} has {_num_classes(payload)} labels; a scalar reward model needs "
+                    "exactly 1 (num_labels=1)"
+                ) from exc
+            raise BackendResponseError(
+                f"{self.url} answered without one data item holding one score ({type(exc).__name__}: {exc})",
+                backend=self.name,
+            ) from exc
+        if isinstance(score, bool) or not isinstance(score, int | float):
+            raise BackendResponseError(
+                f"{self.url} answered a score that is not a number: {score!r}", backend=self.name
+            )
+        return float(score)
+
+
+def _server_root(base_url: str) -> str:
+    root = base_url.rstrip("/")
+    return root.removesuffix("/v1")
+
+
+def _too_long(exc: BackendStatusError, index: int) -> InputTooLongError | None:
+    """The 400 vLLM gives a prompt over ``max_model_len`` as an :class:`InputTooLongError`, else ``None``."""
+    context = _CONTEXT.search(exc.body)
+    if exc.status_code != 400 or context is None:
+        return None
+    prompt = _PROMPT.search(exc.body)
+    # vLLM stops tokenizing one token past the limit and then reports "at least" that many: only a bound
+    length = int(prompt.group(2)) if prompt and not prompt.group(1) else None
+    size = f"{prompt.group(1) or ''}{prompt.group(2)} tokens long, more" if prompt else "longer"
+    return InputTooLongError(
+        f"chats[{index}] is {size} than the classifier server's context of {context.group(1)} tokens; shorten it "
+        "(grmjudge never truncates a chat it scores)",
+        index=index,
+        length=length,
+        max_length=int(context.group(1)),
+    )
+
+
+def _num_classes(payload: dict[str, Any]) -> int | None:
+    try:
+        value = payload["data"][0]["num_classes"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return value if isinstance(value, int) else None
+
+
+def _usage(raw: object) -> Usage:
+    prompt = raw.get("prompt_tokens") if isinstance(raw, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    return Usage(requests=1, prompt_tokens=prompt if isinstance(prompt, int) else None, completion_tokens=0)

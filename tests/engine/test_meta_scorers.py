@@ -275,3 +275,12 @@ def test_scalar_judge_sync_facade_over_http_survives_new_loops(classifier_server
     judge = ScalarJudge.from_http(classifier_server.base_url, classifier_server.model)
     first = judge.score_sync(QUERY, SCALAR_RESPONSES)
     assert judge.score_sync(QUERY, SCALAR_RESPONSES).scores == first.scores
+
+
+def test_judge_sync_facade_with_an_http_meta_scorer_survives_new_loops(classifier_server: VLLMServer) -> None:
+    meta = HTTPMetaScorer(classifier_server.base_url, classifier_server.model)
+    judge = Judge(FunctionBackend(varied_judgements), meta=meta)
+    first = judge.score_sync(QUERY, ["Use sorted(xs).", "xs.sort() sorts in place."], k=4, meta=True)
+    second = judge.score_sync(QUERY, ["Use sorted(xs).", "xs.sort() sorts in place."], k=4, meta=True)
+    assert first.n_kept == second.n_kept == 2
+    assert [s.meta_score for s in first.samples] == [s.meta_score for s in second.samples]

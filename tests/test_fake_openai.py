@@ -341,3 +341,23 @@ def wait_until_serving(client: httpx.Client, process: subprocess.Popen[bytes]) -
             pass
         assert time.monotonic() < deadline, "the fake server did not start in time"
         time.sleep(0.05)
+
+
+@pytest.mark.anyio
+async def test_replies_are_cut_at_max_tokens_like_a_real_server(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/chat/completions", json=chat_body(judge_prompt("a", "b"), max_tokens=3, n=2))
+    choices = response.json()["choices"]
+    assert [c["message"]["content"] for c in choices] == ["Specific Criteria: Fake"] * 2
+    assert {c["finish_reason"] for c in choices} == {"length"}
+    assert response.json()["usage"]["completion_tokens"] == 6
+
+
+@pytest.mark.anyio
+async def test_max_model_len_refuses_prompts_that_do_not_fit() -> None:
+    app = FakeOpenAIServer(max_model_len=20)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://fake") as c:
+        fits = await c.post("/v1/chat/completions", json=chat_body("five words in this prompt", max_tokens=15))
+        refused = await c.post("/v1/chat/completions", json=chat_body("five words in this prompt", max_tokens=16))
+    assert fits.status_code == 200
+    assert refused.status_code == 400
+    assert "maximum context length is 20 tokens" in refused.json()["error"]["message"]

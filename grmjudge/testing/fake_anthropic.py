@@ -232,15 +232,19 @@ class FakeAnthropicServer:
         model: str = "fake-claude",
         api_key: str | None = None,
         record: bool = True,
+        max_context_tokens: int | None = None,
     ) -> None:
         """Serve ``reply`` (default :func:`default_judgement`) under the model name ``model``.
 
         With ``api_key`` set, any other ``x-api-key`` is refused with 401; without it any non-empty key passes.
+        Like the API, a reply longer than ``max_tokens`` words is cut and stops with ``"max_tokens"``, and with
+        ``max_context_tokens`` a longer prompt is refused with a 400 ("prompt is too long").
         """
         self.reply: AnthropicReplyFn = reply or default_judgement
         self.model = model
         self.api_key = api_key
         self.record = record
+        self.max_context_tokens = max_context_tokens
         self.requests: list[FakeAnthropicRequest] = []
         self._ids = itertools.count(1)
 
@@ -291,12 +295,19 @@ class FakeAnthropicServer:
         """Record and answer one valid request; returns ``(status, JSON body)``."""
         if self.record:
             self.requests.append(request)
+        prompt_tokens = _input_tokens(request)
+        if self.max_context_tokens is not None and prompt_tokens > self.max_context_tokens:
+            message = f"prompt is too long: {prompt_tokens} tokens > {self.max_context_tokens} maximum"
+            return 400, _error(message, "invalid_request_error")
         try:
             result = self.reply(request, 0)
             reply: Reply = await result if isinstance(result, Awaitable) else result
         except Exception as exc:
             return 500, _error(type(exc).__name__, "api_error")
         text, stop_reason = (reply, "end_turn") if isinstance(reply, str) else reply
+        words = text.split()
+        if len(words) > request.body["max_tokens"]:  # like the API: cut at max_tokens
+            text, stop_reason = " ".join(words[: request.body["max_tokens"]]), "max_tokens"
         return 200, {
             "id": f"msg_fake_{next(self._ids)}",
             "type": "message",

@@ -166,14 +166,25 @@ class FakeOpenAIServer:
             listings and unknown paths are not recorded. Stays empty when ``record`` is false.
     """
 
-    def __init__(self, reply: ReplyFn | None = None, *, model: str = "fake-grm", record: bool = True) -> None:
-        """Serve ``reply`` (default :func:`default_judgement`) under the model name ``model``.
+    def __init__(
+        self,
+        reply: ReplyFn | None = None,
+        *,
+        model: str = "fake-grm",
+        record: bool = True,
+        max_model_len: int | None = None,
+    ) -> None:
+        """Serve ``reply`` (default [`default_judgement`][grmjudge.testing.fake_openai.default_judgement]) as ``model``.
 
-        ``record=False`` keeps :attr:`requests` empty, so a long benchmark run does not grow memory.
+        Like a real server, a reply longer than the request's ``max_tokens`` is cut to that many words and
+        finishes with ``"length"``, and with ``max_model_len`` a prompt whose words plus ``max_tokens`` exceed
+        it is refused with a 400. ``record=False`` keeps ``requests`` empty, so a long benchmark run does not
+        grow memory.
         """
         self.reply: ReplyFn = reply or default_judgement
         self.model = model
         self.record = record
+        self.max_model_len = max_model_len
         self.requests: list[FakeRequest] = []
         self._ids = itertools.count(1)
 
@@ -216,6 +227,9 @@ class FakeOpenAIServer:
         request = FakeRequest(path=path, body=body, headers=headers)
         if self.record:
             self.requests.append(request)
+        too_long = self._context_error(request)
+        if too_long is not None:
+            return 400, _error(too_long, "invalid_request_error", "messages" if path == _CHAT_PATH else "prompt")
         try:
             replies = [await self._reply(request, i) for i in range(body.get("n") or 1)]
         except Exception as exc:
@@ -226,7 +240,24 @@ class FakeOpenAIServer:
         """Call the reply function (sync or async) and normalise its answer to ``(text, finish_reason)``."""
         result = self.reply(request, index)
         reply: Reply = await result if isinstance(result, Awaitable) else result
-        return (reply, "stop") if isinstance(reply, str) else reply
+        text, finish = (reply, "stop") if isinstance(reply, str) else reply
+        limit = request.body.get("max_tokens")
+        words = text.split()
+        if limit is not None and len(words) > limit:
+            return " ".join(words[:limit]), "length"
+        return text, finish
+
+    def _context_error(self, request: FakeRequest) -> str | None:
+        """The refusal vLLM gives a prompt that, with its ``max_tokens``, does not fit the context; else None."""
+        if self.max_model_len is None:
+            return None
+        wanted = _prompt_tokens(request) + (request.body.get("max_tokens") or 0)
+        if wanted <= self.max_model_len:
+            return None
+        return (
+            f"This model's maximum context length is {self.max_model_len} tokens. However, you requested "
+            f"{wanted} tokens. Please reduce the length of the messages or completion."
+        )
 
     def _completion(self, request: FakeRequest, replies: list[tuple[str, str]]) -> dict[str, Any]:
         """The 200 body: one choice per reply, plus word-count usage."""

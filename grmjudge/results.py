@@ -30,8 +30,8 @@ class Sample(BaseModel):
     """One sampled judgement.
 
     ``permutation[m]`` is the caller's index of the response shown as "Response m+1". ``scores`` are in the
-    caller's order (already un-shuffled). ``attempt`` counts re-samples of this slot (0 = first try) and
-    ``earlier_errors`` keeps why the earlier attempts failed.
+    caller's order (already un-shuffled). ``attempt`` counts re-samples of this slot (0 = first try),
+    ``earlier_errors`` keeps why the earlier attempts failed, and ``cached`` says the text came from the cache.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -44,6 +44,7 @@ class Sample(BaseModel):
     finish_reason: FinishReason | None = None
     seed: int | None = None
     attempt: int = 0
+    cached: bool = False
     earlier_errors: tuple[SampleError, ...] = ()
     meta_score: float | None = None
     kept: bool = False

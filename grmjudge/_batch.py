@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from grmjudge._tasks import task_group
@@ -34,28 +36,46 @@ ItemScorer = Callable[[JudgeItem, str], Awaitable[ScoreResult]]
 """Scores one validated item given its id."""
 
 
-async def run_batch(
+@asynccontextmanager
+async def stream_batch(
     items: Iterable[JudgeItem | Mapping[str, Any]], score_item: ItemScorer, *, concurrency: int
-) -> list[BatchResult]:
-    """Run ``score_item(item, item_id)`` over a batch, at most ``concurrency`` at a time, in input order.
+) -> AsyncGenerator[MemoryObjectReceiveStream[BatchResult], None]:
+    """Results of ``score_item(item, item_id)`` over ``items``, in completion order, as a receive stream.
 
-    An item that raises a grmjudge or validation error becomes a [`BatchResult`][grmjudge.results.BatchResult]
-    with ``error``; the rest of the batch goes on. Items without an id get their position as id.
+    ``items`` is read lazily: at most ``concurrency`` items are in flight or waiting to be received, so memory
+    stays flat however long the input. An item that raises a grmjudge or validation error becomes a
+    [`BatchResult`][grmjudge.results.BatchResult] with ``error``; the rest go on. Items without an id get
+    their position as id. Leaving the context early cancels the items still running.
     """
     if concurrency < 1:
         raise InvalidInputError(f"concurrency must be at least 1, got {concurrency}")
-    batch = list(items)
-    results: list[BatchResult | None] = [None] * len(batch)
-    limiter = anyio.Semaphore(concurrency, fast_acquire=True)
+    send, receive = anyio.create_memory_object_stream[BatchResult](concurrency)
+    slots = anyio.Semaphore(concurrency, fast_acquire=True)
 
-    async def run_one(index: int, raw: JudgeItem | Mapping[str, Any]) -> None:
-        async with limiter:
-            results[index] = await _run_item(index, raw, score_item)
+    async def work(index: int, raw: JudgeItem | Mapping[str, Any], out: MemoryObjectSendStream[BatchResult]) -> None:
+        async with out:
+            await out.send(await _run_item(index, raw, score_item))
+        slots.release()
 
-    async with task_group() as tg:
-        for index, raw in enumerate(batch):
-            tg.start_soon(run_one, index, raw)
-    return [r for r in results if r is not None]
+    async def produce() -> None:
+        async with send, task_group() as workers:
+            for index, raw in enumerate(items):
+                await slots.acquire()
+                workers.start_soon(work, index, raw, send.clone())
+
+    async with receive, task_group() as tg:
+        tg.start_soon(produce)
+        yield receive
+        tg.cancel_scope.cancel()
+
+
+async def run_batch(
+    items: Iterable[JudgeItem | Mapping[str, Any]], score_item: ItemScorer, *, concurrency: int
+) -> list[BatchResult]:
+    """Every result of [`stream_batch`][grmjudge._batch.stream_batch], in input order."""
+    async with stream_batch(items, score_item, concurrency=concurrency) as results:
+        collected = [result async for result in results]
+    return sorted(collected, key=lambda result: result.index)
 
 
 async def _run_item(index: int, raw: JudgeItem | Mapping[str, Any], score_item: ItemScorer) -> BatchResult:

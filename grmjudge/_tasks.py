@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 
 import anyio
@@ -10,7 +10,7 @@ from anyio.abc import TaskGroup
 
 
 @asynccontextmanager
-async def task_group() -> AsyncIterator[TaskGroup]:
+async def task_group() -> AsyncGenerator[TaskGroup, None]:
     """Like ``anyio.create_task_group()``, but re-raises the first failure itself (the group is its cause).
 
     Callers then catch [`InvalidInputError`][grmjudge.exceptions.InvalidInputError] or a backend's error

@@ -11,13 +11,15 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Self
 
 import anyio
 import anyio.lowlevel
+from anyio.streams.memory import MemoryObjectReceiveStream
 
-from grmjudge._batch import JudgeItem, run_batch
+from grmjudge._batch import ItemScorer, JudgeItem, run_batch, stream_batch
 from grmjudge._inputs import content_id, validate_input
 from grmjudge._sampling import SamplingJob, collect_samples
 from grmjudge._sync import run_sync
@@ -163,16 +165,34 @@ class Judge:
         concurrency: int = 16,
         settings: JudgeSettings | None = None,
     ) -> list[BatchResult]:
-        """Judge many items, at most ``concurrency`` at a time, in input order.
+        """Judge many items, at most ``concurrency`` at a time, and return the results in input order.
 
         An item that raises (bad input, a meta scorer failure) is recorded as that item's ``error``; the rest
         of the batch goes on. Items without an id get their position as id.
         """
+        return await run_batch(items, self._item_scorer(k, meta, settings), concurrency=concurrency)
 
+    def stream(
+        self,
+        items: Iterable[JudgeItem | Mapping[str, Any]],
+        k: int = 1,
+        meta: bool = False,
+        *,
+        concurrency: int = 16,
+        settings: JudgeSettings | None = None,
+    ) -> AbstractAsyncContextManager[MemoryObjectReceiveStream[BatchResult]]:
+        """Judge items as they are read and receive the results in completion order; memory stays flat.
+
+        ``async with judge.stream(items, k=8) as results: async for r in results: ...``. ``items`` is read
+        lazily (a generator over a huge file is fine); ``BatchResult.index`` gives each item's position.
+        """
+        return stream_batch(items, self._item_scorer(k, meta, settings), concurrency=concurrency)
+
+    def _item_scorer(self, k: int, meta: bool, settings: JudgeSettings | None) -> ItemScorer:
         async def score_item(item: JudgeItem, item_id: str) -> ScoreResult:
             return await self.score(item.query, item.responses, k, meta, item_id=item_id, settings=settings)
 
-        return await run_batch(items, score_item, concurrency=concurrency)
+        return score_item
 
     def score_sync(
         self, query: Query, responses: Sequence[str], k: int = 1, meta: bool = False, **kw: Any

@@ -381,3 +381,46 @@ async def test_unexpected_backend_exceptions_are_not_wrapped_in_groups() -> None
 async def test_invalid_batch_items_keep_their_id() -> None:
     results = await Judge(FunctionBackend(by_length)).score_many([{"id": "kept-id", "query": "q", "responses": []}])
     assert results[0].item_id == "kept-id" and results[0].error is not None
+
+
+@pytest.mark.anyio
+async def test_stream_reads_items_lazily_and_yields_in_completion_order() -> None:
+    pulled = 0
+
+    def items():  # noqa: ANN202
+        nonlocal pulled
+        for i in range(50):
+            pulled += 1
+            yield {"query": f"q{i}", "responses": ["a" * (i % 5 + 1), "b"], "id": f"item-{i}"}
+
+    async def slow_first(request: GenerationRequest) -> list[str]:
+        if "q0" in request.messages[0].content:
+            await anyio.sleep(0.05)
+        return by_length(request)
+
+    seen: list[int] = []
+    async with Judge(FunctionBackend(slow_first)).stream(items(), k=2, concurrency=4) as results:
+        async for batch in results:
+            if not seen:
+                assert pulled <= 4 + 1  # only a window of items has been read
+            seen.append(batch.index)
+            assert batch.result is not None and batch.item_id == f"item-{batch.index}"
+    assert sorted(seen) == list(range(50))
+    assert seen[0] != 0  # the slow first item did not hold the others back
+
+
+@pytest.mark.anyio
+async def test_leaving_a_stream_early_cancels_the_rest() -> None:
+    started = 0
+
+    async def fn(request: GenerationRequest) -> list[str]:
+        nonlocal started
+        started += 1
+        await anyio.sleep(0.01)
+        return by_length(request)
+
+    items = [{"query": f"q{i}", "responses": ["a", "b"]} for i in range(100)]
+    async with Judge(FunctionBackend(fn)).stream(items, k=1, concurrency=2) as results:
+        async for _ in results:
+            break
+    assert started < 10

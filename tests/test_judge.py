@@ -387,7 +387,7 @@ async def test_invalid_batch_items_keep_their_id() -> None:
 async def test_stream_reads_items_lazily_and_yields_in_completion_order() -> None:
     pulled = 0
 
-    def items():  # noqa: ANN202
+    def items():
         nonlocal pulled
         for i in range(50):
             pulled += 1

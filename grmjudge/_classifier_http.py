@@ -23,6 +23,7 @@ from grmjudge.exceptions import BackendResponseError, BackendStatusError, Config
 from grmjudge.settings import RetryPolicy
 from grmjudge.types import Message, Usage
 
+CLASSIFY_PATH = "/classify"
 _CONTEXT = re.compile(r"maximum context length is (\d+) tokens")
 _PROMPT = re.compile(r"contains (at least )?(\d+) input tokens")
 
@@ -61,6 +62,7 @@ class HTTPChatClassifier(ChatClassifier):
         auth = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self.http = HTTPClient(
             backend=self.name,
+            base_urls=[self.base_url],
             timeout=timeout,
             max_connections=max_connections,
             retry=retry,
@@ -74,7 +76,7 @@ class HTTPChatClassifier(ChatClassifier):
     @property
     def url(self) -> str:
         """The endpoint this classifier posts to."""
-        return self.base_url + "/classify"
+        return self.base_url + CLASSIFY_PATH
 
     async def classify(self, chats: Sequence[Sequence[Message]]) -> ChatScores:
         self._check_open()
@@ -116,7 +118,7 @@ class HTTPChatClassifier(ChatClassifier):
             **self.extra_body,
         }
         try:
-            payload = await self.http.post_json(self.url, body)
+            payload = await self.http.post_json(CLASSIFY_PATH, body)
         except BackendStatusError as exc:
             too_long = _too_long(exc, index)
             if too_long is None:

@@ -24,6 +24,7 @@ from grmjudge._inputs import content_id, validate_input
 from grmjudge._sampling import SamplingJob, collect_samples
 from grmjudge._sync import run_sync
 from grmjudge._version import __version__
+from grmjudge.backends._limits import RetryBudget, current_retry_budget
 from grmjudge.backends._spec import backend_from_spec
 from grmjudge.backends.base import Backend
 from grmjudge.cache import SampleCache
@@ -32,8 +33,9 @@ from grmjudge.meta import MetaInput, MetaScorer
 from grmjudge.prompts import Query
 from grmjudge.results import BatchResult, NoVerdict, Provenance, Sample, ScoreResult
 from grmjudge.settings import JudgeSettings
-from grmjudge.types import Message
+from grmjudge.types import Message, Usage
 from grmjudge.voting import (
+    Permutation,
     apply_permutation,
     default_k_meta,
     derive_seed,
@@ -129,24 +131,12 @@ class Judge:
             raise ConfigurationError("meta=True needs a meta scorer: Judge(backend, meta=...)")
         item = item_id if item_id is not None else content_id(messages, texts)
         permutations = plan_permutations(len(texts), k, s.shuffle, random.Random(derive_seed(s.seed, item, "order")))
-        samples, usage = await collect_samples(
-            SamplingJob(
-                backend=self.backend,
-                limiter=self._current_limiter(),
-                template=s.template,
-                query=messages,
-                responses=texts,
-                permutations=permutations,
-                temperature=s.temperature_for(k),
-                top_p=s.top_p,
-                max_tokens=s.max_tokens,
-                extra_body=s.extra_body,
-                seed=s.seed,
-                item_id=item,
-                max_resample_rounds=s.max_resample_rounds,
-                cache=self.cache,
-            )
-        )
+        budget = RetryBudget(s.retry_budget_per_item) if s.retry_budget_per_item is not None else None
+        budget_token = current_retry_budget.set(budget)
+        try:
+            samples, usage = await self._draw_samples(s, k, messages, texts, permutations, item)
+        finally:
+            current_retry_budget.reset(budget_token)
         k_meta = (s.k_meta or default_k_meta(k)) if meta else None
         samples = await self._mark_kept(samples, messages, texts, k_meta)
         result = _tally(samples, len(texts), random.Random(derive_seed(s.seed, item, "tie")))
@@ -240,6 +230,33 @@ class Judge:
             self._limiter = anyio.Semaphore(self.max_concurrent_requests, fast_acquire=True)
             self._limiter_loop = loop
         return self._limiter
+
+    async def _draw_samples(
+        self,
+        s: JudgeSettings,
+        k: int,
+        messages: tuple[Message, ...],
+        texts: tuple[str, ...],
+        permutations: list[Permutation],
+        item_id: str,
+    ) -> tuple[list[Sample], Usage]:
+        job = SamplingJob(
+            backend=self.backend,
+            limiter=self._current_limiter(),
+            template=s.template,
+            query=messages,
+            responses=texts,
+            permutations=permutations,
+            temperature=s.temperature_for(k),
+            top_p=s.top_p,
+            max_tokens=s.max_tokens,
+            extra_body=s.extra_body,
+            seed=s.seed,
+            item_id=item_id,
+            max_resample_rounds=s.max_resample_rounds,
+            cache=self.cache,
+        )
+        return await collect_samples(job)
 
     async def _mark_kept(
         self, samples: list[Sample], query: tuple[Message, ...], responses: tuple[str, ...], k_meta: int | None

@@ -45,11 +45,30 @@ class RetryPolicy(BaseModel):
     sleep: Sleep | None = Field(default=None, exclude=True)
 
 
+class RateLimits(BaseModel):
+    """Client-side flow control for an HTTP backend.
+
+    ``requests_per_minute`` and ``tokens_per_minute`` are token buckets (tokens estimated before sending as
+    prompt characters / 4 + ``max_tokens`` x ``n``). With ``adaptive``, the requests in flight are halved on
+    each 429/503 (at most once a second) and grow back by one per round of successes, never below
+    ``min_concurrency``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    requests_per_minute: float | None = Field(default=None, gt=0)
+    tokens_per_minute: float | None = Field(default=None, gt=0)
+    adaptive: bool = True
+    min_concurrency: int = Field(default=1, ge=1)
+
+
 class JudgeSettings(BaseModel):
     """Everything that shapes a judgement besides the query, the responses, k and meta.
 
     ``temperature=None`` means greedy (0.0) for k=1 and 0.5 for k>1, as in the paper.
     ``max_resample_rounds`` caps how often failed samples are re-asked (temperature > 0 only).
+    ``retry_budget_per_item`` caps the transport retries of all the requests of one item (``None``: only the
+    backend's per-request ``RetryPolicy.max_retries`` applies).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -62,6 +81,7 @@ class JudgeSettings(BaseModel):
     seed: int = 0
     k_meta: int | None = Field(default=None, ge=1)
     max_resample_rounds: int = Field(default=1, ge=0)
+    retry_budget_per_item: int | None = Field(default=None, ge=0)
     raise_on_no_verdict: bool = False
     extra_body: Mapping[str, Any] | None = None
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
@@ -41,6 +39,8 @@ from grmjudge import (
 from grmjudge.backends import OpenAIBackend, _http
 from grmjudge.backends._http import AiohttpTransport, HttpxTransport, parse_retry_after
 from grmjudge.testing.fake_openai import FakeOpenAIServer, FakeRequest, default_judgement
+
+from .servers import free_port, serve
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BASE_URL = "http://fake/v1"
@@ -824,40 +824,12 @@ async def test_default_transport_falls_back_to_httpx_without_aiohttp(monkeypatch
 # ---------------------------------------------------------------- the default client over real TCP
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def tcp_server() -> Iterator[str]:
     """The fake server under uvicorn in its own process; yields its /v1 base URL."""
     pytest.importorskip("uvicorn")
-    port = free_port()
-    command = [sys.executable, "-m", "grmjudge.testing.fake_openai", "--port", str(port)]
-    with subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as process:
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as c:
-                deadline = time.monotonic() + 20
-                while True:
-                    assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
-                    try:
-                        if c.get("/v1/models").status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    assert time.monotonic() < deadline, "the fake server did not start in time"
-                    time.sleep(0.05)
-            yield f"http://127.0.0.1:{port}/v1"
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    with serve() as server:
+        yield server.base_url
 
 
 @pytest.fixture(params=["aiohttp", "httpx"])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 
+from grmjudge.backends._limits import RequestGate, current_retry_budget
+from grmjudge.backends._replicas import ReplicaPool
 from grmjudge.exceptions import (
     AuthenticationError,
     BackendConnectionError,
@@ -33,7 +35,7 @@ from grmjudge.exceptions import (
     RateLimitError,
     ServerError,
 )
-from grmjudge.settings import RetryPolicy
+from grmjudge.settings import RateLimits, RetryPolicy
 
 if TYPE_CHECKING:
     import aiohttp
@@ -143,27 +145,33 @@ def default_transport(*, timeout: float, max_connections: int) -> Transport:
 
 
 class HTTPClient:
-    """One backend's way to its server: JSON POSTs with typed errors and retries.
+    """One backend's way to its server (or its replicas): JSON POSTs with flow control, typed errors, retries.
 
     It uses the caller's ``http_client`` if given, else a transport it creates on first use. :meth:`reset`
     closes a created transport (the next request makes a new one, e.g. in a new event loop); a caller's client
-    is never closed here. Header names are lower-cased so that a caller's header and one a backend sets cannot
-    both be sent under different spellings.
+    is never closed here. Each request goes to the least busy healthy replica of ``base_urls`` and passes the
+    [`RequestGate`][grmjudge.backends._limits.RequestGate] first. Header names are lower-cased so that a
+    caller's header and one a backend sets cannot both be sent under different spellings.
     """
 
     def __init__(
         self,
         *,
         backend: str,
+        base_urls: Sequence[str],
         timeout: float,
         max_connections: int,
         retry: RetryPolicy | None,
         headers: Mapping[str, str],
         http_client: httpx.AsyncClient | None,
+        rate_limits: RateLimits | None = None,
+        replica_cool_down: float = 10.0,
     ) -> None:
         self.backend = backend
         self.retry = retry or RetryPolicy()
         self.headers = {"content-type": "application/json", **{k.lower(): v for k, v in headers.items()}}
+        self.replicas = ReplicaPool(base_urls, cool_down=replica_cool_down)
+        self.gate = RequestGate(rate_limits or RateLimits(), max_in_flight=max_connections)
         self._timeout = timeout
         self._max_connections = max_connections
         self._adopted = HttpxTransport(http_client, owned=False) if http_client is not None else None
@@ -177,16 +185,19 @@ class HTTPClient:
             self._own = default_transport(timeout=self._timeout, max_connections=self._max_connections)
         return self._own
 
-    async def post_json(self, url: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """POST ``body`` as JSON; the decoded JSON object, or a typed error once retries are spent."""
+    async def post_json(self, path: str, body: Mapping[str, Any], *, estimated_tokens: float = 0.0) -> dict[str, Any]:
+        """POST ``body`` as JSON to ``path`` on a replica; the decoded JSON object, or a typed error.
+
+        ``estimated_tokens`` is charged against a tokens-per-minute limit, if one is set.
+        """
         data = json.dumps(body).encode()
         try:
-            return await self._post_once(url, data)
+            return await self._post_once(path, data, estimated_tokens)
         except BackendError as exc:
-            if not exc.retryable or self.retry.max_retries == 0:
+            if not self._may_retry(exc, attempts_made=1):
                 raise
             first_failure = exc
-        return await self._retry(url, data, first_failure)
+        return await self._retry(path, data, estimated_tokens, first_failure)
 
     async def reset(self) -> None:
         """Close the transport this client created; the next request creates a new one."""
@@ -194,25 +205,54 @@ class HTTPClient:
             transport, self._own = self._own, None
             await transport.aclose()
 
-    async def _post_once(self, url: str, data: bytes) -> dict[str, Any]:
-        reply = await self.transport().post(url, data, self.headers, backend=self.backend)
+    async def _post_once(self, path: str, data: bytes, estimated_tokens: float) -> dict[str, Any]:
+        replica = self.replicas.pick()
+        url = replica.url + path
+        async with self.gate.admit(estimated_tokens):
+            replica.outstanding += 1
+            try:
+                reply = await self.transport().post(url, data, self.headers, backend=self.backend)
+            except (BackendConnectionError, BackendResponseError):
+                self.replicas.failed(replica)
+                raise
+            finally:
+                replica.outstanding -= 1
+            self.gate.record(reply.status)
+        if reply.status >= 500:
+            self.replicas.failed(replica)
         if reply.status >= 400:
             raise status_error(url, reply, backend=self.backend)
         return decode_json_object(url, reply, backend=self.backend)
 
-    async def _retry(self, url: str, data: bytes, first_failure: BackendError) -> dict[str, Any]:
+    def _may_retry(self, failure: BaseException | None, *, attempts_made: int) -> bool:
+        """Whether to try again: a retryable error, attempts left, and the item's retry budget allows it."""
+        if not isinstance(failure, BackendError) or not failure.retryable:
+            return False
+        if attempts_made > self.retry.max_retries:
+            return False
+        budget = current_retry_budget.get()
+        return budget is None or budget.spend()
+
+    async def _retry(
+        self, path: str, data: bytes, estimated_tokens: float, first_failure: BackendError
+    ) -> dict[str, Any]:
         sleep = self.retry.sleep or anyio.sleep
         await sleep(backoff(self.retry, first_failure, attempt=1))
+
+        def should_retry(state: RetryCallState) -> bool:
+            failure = state.outcome.exception() if state.outcome else None
+            return self._may_retry(failure, attempts_made=state.attempt_number + 1)
+
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.retry.max_retries),
             wait=lambda state: _retry_wait(self.retry, state),
-            retry=retry_if_exception(lambda exc: isinstance(exc, BackendError) and exc.retryable),
+            retry=should_retry,
             sleep=sleep,
             reraise=True,
         )
         async for attempt in retrying:
             with attempt:
-                return await self._post_once(url, data)
+                return await self._post_once(path, data, estimated_tokens)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
 

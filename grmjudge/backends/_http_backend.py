@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
 
 from grmjudge.backends._http import HTTPClient
 from grmjudge.backends.base import Backend
-from grmjudge.settings import RetryPolicy
+from grmjudge.settings import RateLimits, RetryPolicy
+from grmjudge.types import GenerationRequest
 
 
 class HTTPBackend(Backend):
@@ -18,19 +19,23 @@ class HTTPBackend(Backend):
     def __init__(
         self,
         *,
+        base_urls: Sequence[str],
         timeout: float,
         max_connections: int,
         retry: RetryPolicy | None,
         headers: Mapping[str, str],
         http_client: httpx.AsyncClient | None,
+        rate_limits: RateLimits | None,
     ) -> None:
         self.http = HTTPClient(
             backend=self.name,
+            base_urls=base_urls,
             timeout=timeout,
             max_connections=max_connections,
             retry=retry,
             headers=headers,
             http_client=http_client,
+            rate_limits=rate_limits,
         )
 
     @property
@@ -38,9 +43,9 @@ class HTTPBackend(Backend):
         """The retry policy of this backend's requests."""
         return self.http.retry
 
-    async def _post(self, url: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """POST ``body`` to ``url`` under the retry policy; the decoded JSON object, or a typed BackendError."""
-        return await self.http.post_json(url, body)
+    async def _post(self, path: str, body: Mapping[str, Any], request: GenerationRequest) -> dict[str, Any]:
+        """POST ``body`` to ``path`` on a replica; the decoded JSON object, or a typed BackendError."""
+        return await self.http.post_json(path, body, estimated_tokens=estimate_tokens(request))
 
     async def reset_connections(self) -> None:
         await self.http.reset()
@@ -48,3 +53,9 @@ class HTTPBackend(Backend):
     async def aclose(self) -> None:
         await self.http.reset()
         await super().aclose()
+
+
+def estimate_tokens(request: GenerationRequest) -> float:
+    """Tokens a request may use, counted before it is sent: prompt characters / 4 plus what it may generate."""
+    prompt_chars = sum(len(m.content) for m in request.messages)
+    return prompt_chars / 4 + request.max_tokens * request.n

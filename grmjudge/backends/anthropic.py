@@ -10,9 +10,10 @@ import httpx
 
 from grmjudge.backends._http_backend import HTTPBackend
 from grmjudge.exceptions import BackendResponseError, ConfigurationError, InvalidInputError
-from grmjudge.settings import RetryPolicy
+from grmjudge.settings import RateLimits, RetryPolicy
 from grmjudge.types import Completion, FinishReason, Generation, GenerationRequest, Message, Usage
 
+MESSAGES_PATH = "/v1/messages"
 API_KEY_ENV = "ANTHROPIC_API_KEY"
 MAX_TEMPERATURE = 1.0
 """The Messages API accepts temperatures in [0, 1]; higher ones are refused before anything is sent."""
@@ -56,6 +57,7 @@ class AnthropicBackend(HTTPBackend):
         headers: Mapping[str, str] | None = None,
         extra_body: Mapping[str, Any] | None = None,
         http_client: httpx.AsyncClient | None = None,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         if not model:
             raise ConfigurationError("model must name a Claude model, e.g. model='claude-sonnet-4-5'")
@@ -63,11 +65,13 @@ class AnthropicBackend(HTTPBackend):
         if not key:
             raise ConfigurationError(f"AnthropicBackend needs an API key: pass api_key=... or set {API_KEY_ENV}")
         super().__init__(
+            base_urls=[base_url],
             timeout=timeout,
             max_connections=max_connections,
             retry=retry,
             headers={**(headers or {}), "anthropic-version": anthropic_version, "x-api-key": key},
             http_client=http_client,
+            rate_limits=rate_limits,
         )
         self.model = model
         self.base_url = base_url.rstrip("/")
@@ -80,11 +84,11 @@ class AnthropicBackend(HTTPBackend):
     @property
     def url(self) -> str:
         """The endpoint this backend posts to."""
-        return self.base_url + "/v1/messages"
+        return self.base_url + MESSAGES_PATH
 
     async def generate(self, request: GenerationRequest) -> Generation:
         self._check_open()
-        payload = await self._post(self.url, self._request_body(request))
+        payload = await self._post(MESSAGES_PATH, self._request_body(request), request)
         return self._parse_response(payload)
 
     def _request_body(self, request: GenerationRequest) -> dict[str, Any]:

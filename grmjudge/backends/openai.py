@@ -10,7 +10,7 @@ import httpx
 
 from grmjudge.backends._http_backend import HTTPBackend
 from grmjudge.exceptions import BackendResponseError, ConfigurationError
-from grmjudge.settings import RetryPolicy
+from grmjudge.settings import RateLimits, RetryPolicy
 from grmjudge.types import Completion, FinishReason, Generation, GenerationRequest, Message, Usage
 
 Endpoint = Literal["chat", "completions"]
@@ -30,7 +30,7 @@ class OpenAIBackend(HTTPBackend):
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         model: str,
         api_key: str | None = None,
         *,
@@ -43,19 +43,23 @@ class OpenAIBackend(HTTPBackend):
         extra_body: Mapping[str, Any] | None = None,
         render_prompt: PromptRenderer | None = None,
         http_client: httpx.AsyncClient | None = None,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         if endpoint not in ("chat", "completions"):
             raise ConfigurationError(f"endpoint must be 'chat' or 'completions', got {endpoint!r}")
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         auth = {"authorization": f"Bearer {key}"} if key else {}
+        self.base_urls = tuple(u.rstrip("/") for u in ([base_url] if isinstance(base_url, str) else base_url))
         super().__init__(
+            base_urls=self.base_urls,
             timeout=timeout,
             max_connections=max_connections,
             retry=retry,
             headers={**(headers or {}), **auth},
             http_client=http_client,
+            rate_limits=rate_limits,
         )
-        self.base_url = base_url.rstrip("/")
+        self.base_url = self.base_urls[0]
         self.model = model
         self.endpoint: Endpoint = endpoint
         self.supports_n = supports_n
@@ -63,17 +67,22 @@ class OpenAIBackend(HTTPBackend):
         self._render_prompt = render_prompt or _single_user_prompt
 
     def __repr__(self) -> str:
-        return f"OpenAIBackend(base_url={self.base_url!r}, model={self.model!r}, endpoint={self.endpoint!r})"
+        urls = self.base_url if len(self.base_urls) == 1 else list(self.base_urls)
+        return f"OpenAIBackend(base_url={urls!r}, model={self.model!r}, endpoint={self.endpoint!r})"
+
+    @property
+    def path(self) -> str:
+        """The endpoint's path under each base URL."""
+        return "/chat/completions" if self.endpoint == "chat" else "/completions"
 
     @property
     def url(self) -> str:
-        """The endpoint this backend posts to."""
-        path = "/chat/completions" if self.endpoint == "chat" else "/completions"
-        return self.base_url + path
+        """The endpoint on the first base URL (named in error messages)."""
+        return self.base_url + self.path
 
     async def generate(self, request: GenerationRequest) -> Generation:
         self._check_open()
-        payload = await self._post(self.url, self._request_body(request))
+        payload = await self._post(self.path, self._request_body(request), request)
         return self._parse_response(payload, request.n)
 
     def _request_body(self, request: GenerationRequest) -> dict[str, Any]:

@@ -1,0 +1,145 @@
+"""Client-side flow control for HTTP backends: rate limits, adaptive concurrency and per-item retry budgets.
+
+- Requests-per-minute and tokens-per-minute limits are token buckets refilled continuously; a request waits
+  until both hold enough. Tokens are estimated before sending (prompt characters / 4 + ``max_tokens`` x ``n``),
+  as hosted APIs count them against a quota.
+- Concurrency adapts AIMD-style: each 429 or 503 halves the number of requests allowed in flight (at most once
+  per second, so one burst of throttling counts once), and each success adds ``1 / limit``, so the limit
+  grows back by about one per round of requests.
+- A retry budget caps the transport retries of all the requests of one judged item.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncGenerator, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+
+import anyio
+
+from grmjudge.settings import RateLimits
+
+Clock = Callable[[], float]
+
+
+class TokenBucket:
+    """``per_minute`` units per minute, refilled continuously, holding at most one minute's worth."""
+
+    def __init__(self, per_minute: float, *, clock: Clock = time.monotonic) -> None:
+        self.capacity = per_minute
+        self._rate = per_minute / 60.0
+        self._clock = clock
+        self._level = per_minute
+        self._stamp = clock()
+        self._lock = anyio.Lock()
+
+    async def take(self, amount: float) -> None:
+        """Wait until ``amount`` units are available and take them (more than the capacity waits for a full one)."""
+        amount = min(amount, self.capacity)
+        async with self._lock:  # first come, first served
+            self._refill()
+            while self._level < amount:
+                await anyio.sleep((amount - self._level) / self._rate)
+                self._refill()
+            self._level -= amount
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._level = min(self.capacity, self._level + (now - self._stamp) * self._rate)
+        self._stamp = now
+
+
+class AdaptiveConcurrency:
+    """How many requests may be in flight: halved on throttling, grown back by one per round of successes."""
+
+    def __init__(self, maximum: int, *, minimum: int = 1, clock: Clock = time.monotonic) -> None:
+        self.maximum = maximum
+        self.minimum = minimum
+        self.limit = float(maximum)
+        self.in_flight = 0
+        self._clock = clock
+        self._last_decrease = -math.inf
+        self._changed = anyio.Event()
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncGenerator[None, None]:
+        """Hold one in-flight slot for the duration of a request."""
+        while self.in_flight >= int(self.limit):
+            changed = self._changed
+            await changed.wait()
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            self._notify()
+
+    def throttled(self) -> None:
+        """The server said slow down (429 or 503)."""
+        now = self._clock()
+        if now - self._last_decrease >= 1.0:
+            self.limit = max(float(self.minimum), math.floor(self.limit / 2))
+            self._last_decrease = now
+
+    def succeeded(self) -> None:
+        """A request went through."""
+        if self.limit < self.maximum:
+            self.limit = min(float(self.maximum), self.limit + 1.0 / self.limit)
+            self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+
+class RequestGate:
+    """Everything a request passes before it is sent: the adaptive concurrency and the rate-limit buckets."""
+
+    def __init__(self, limits: RateLimits, *, max_in_flight: int, clock: Clock = time.monotonic) -> None:
+        self.limits = limits
+        self.concurrency = AdaptiveConcurrency(max_in_flight, minimum=limits.min_concurrency, clock=clock)
+        rpm, tpm = limits.requests_per_minute, limits.tokens_per_minute
+        self._requests = TokenBucket(rpm, clock=clock) if rpm is not None else None
+        self._tokens = TokenBucket(tpm, clock=clock) if tpm is not None else None
+
+    @asynccontextmanager
+    async def admit(self, estimated_tokens: float) -> AsyncGenerator[None, None]:
+        """Wait for a slot and the rate limits, then hold the slot while the request runs."""
+        if self._requests is not None:
+            await self._requests.take(1)
+        if self._tokens is not None:
+            await self._tokens.take(estimated_tokens)
+        if not self.limits.adaptive:
+            yield
+            return
+        async with self.concurrency.slot():
+            yield
+
+    def record(self, status: int) -> None:
+        """Feed a reply's status back into the adaptive concurrency."""
+        if not self.limits.adaptive:
+            return
+        if status in (429, 503):
+            self.concurrency.throttled()
+        elif status < 400:
+            self.concurrency.succeeded()
+
+
+class RetryBudget:
+    """Retries left for the requests of one judged item."""
+
+    def __init__(self, retries: int) -> None:
+        self.left = retries
+
+    def spend(self) -> bool:
+        """Take one retry; false when none is left."""
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        return True
+
+
+current_retry_budget: ContextVar[RetryBudget | None] = ContextVar("grmjudge_retry_budget", default=None)
+"""The budget of the item being judged; tasks started while judging it inherit it."""

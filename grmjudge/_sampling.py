@@ -63,16 +63,19 @@ async def collect_samples(job: SamplingJob) -> tuple[list[Sample], Usage]:
 async def _draw(job: SamplingJob, indices: Sequence[int], attempt: int) -> tuple[dict[int, Sample], Usage]:
     drawn: dict[int, Sample] = {}
     usages: list[Usage] = []
-    groups = group_by_permutation([job.permutations[i] for i in indices])
+    requests: list[tuple[Permutation, tuple[Message, ...], list[int]]] = []
+    for perm, positions in group_by_permutation([job.permutations[i] for i in indices]).items():
+        slots = [indices[p] for p in positions]
+        messages = judge_messages(job.template, job.query, apply_permutation(job.responses, perm))
+        if job.backend.supports_n:
+            requests.append((perm, messages, slots))
+        else:
+            requests.extend((perm, messages, [slot]) for slot in slots)
+    *others, last = requests
     async with task_group() as tg:
-        for perm, positions in groups.items():
-            slots = [indices[p] for p in positions]
-            messages = judge_messages(job.template, job.query, apply_permutation(job.responses, perm))
-            if job.backend.supports_n:
-                tg.start_soon(_request, job, perm, messages, slots, attempt, drawn, usages)
-            else:
-                for slot in slots:
-                    tg.start_soon(_request, job, perm, messages, [slot], attempt, drawn, usages)
+        for perm, messages, slots in others:
+            tg.start_soon(_request, job, perm, messages, slots, attempt, drawn, usages)
+        await _request(job, *last, attempt, drawn, usages)  # in this task: one task fewer per call
     return drawn, sum(usages, Usage())
 
 

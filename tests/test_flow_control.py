@@ -87,9 +87,12 @@ async def test_adaptive_concurrency_blocks_beyond_the_limit() -> None:
 
     async def request() -> None:
         nonlocal peak
-        async with concurrency.slot():
+        await concurrency.acquire()
+        try:
             peak = max(peak, concurrency.in_flight)
             await anyio.sleep(0.01)
+        finally:
+            concurrency.release()
 
     async with anyio.create_task_group() as tg:
         for _ in range(8):
@@ -139,15 +142,15 @@ async def test_requests_per_minute_limit_paces_requests() -> None:
 async def test_tokens_per_minute_limit_counts_the_estimate() -> None:
     clock = FakeClock()
     gate = RequestGate(RateLimits(tokens_per_minute=1000), max_in_flight=4, clock=clock)
-    async with gate.admit(900):
-        pass
+    await gate.admit(900)
+    gate.done(200)
     with pytest.raises(TimeoutError):
         with anyio.fail_after(0.05):
-            async with gate.admit(200):  # 100 short; the fake clock never refills it
-                pass
+            await gate.admit(200)  # 100 short; the fake clock never refills it
     clock.now += 60
-    async with gate.admit(200):
-        pass
+    await gate.admit(200)
+    gate.done(200)
+    assert gate.concurrency.in_flight == 0
 
 
 async def test_the_retry_budget_is_shared_by_an_items_requests() -> None:

@@ -208,16 +208,18 @@ class HTTPClient:
     async def _post_once(self, path: str, data: bytes, estimated_tokens: float) -> dict[str, Any]:
         replica = self.replicas.pick()
         url = replica.url + path
-        async with self.gate.admit(estimated_tokens):
-            replica.outstanding += 1
-            try:
-                reply = await self.transport().post(url, data, self.headers, backend=self.backend)
-            except (BackendConnectionError, BackendResponseError):
-                self.replicas.failed(replica)
-                raise
-            finally:
-                replica.outstanding -= 1
-            self.gate.record(reply.status)
+        await self.gate.admit(estimated_tokens)
+        replica.outstanding += 1
+        status: int | None = None
+        try:
+            reply = await self.transport().post(url, data, self.headers, backend=self.backend)
+            status = reply.status
+        except (BackendConnectionError, BackendResponseError):
+            self.replicas.failed(replica)
+            raise
+        finally:
+            replica.outstanding -= 1
+            self.gate.done(status)
         if reply.status >= 500:
             self.replicas.failed(replica)
         if reply.status >= 400:

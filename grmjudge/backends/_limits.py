@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncGenerator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from contextvars import ContextVar
 
 import anyio
@@ -63,18 +62,17 @@ class AdaptiveConcurrency:
         self._last_decrease = -math.inf
         self._changed = anyio.Event()
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncGenerator[None, None]:
-        """Hold one in-flight slot for the duration of a request."""
+    async def acquire(self) -> None:
+        """Wait for an in-flight slot; pair with :meth:`release`."""
         while self.in_flight >= int(self.limit):
             changed = self._changed
             await changed.wait()
         self.in_flight += 1
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
-            self._notify()
+
+    def release(self) -> None:
+        """Give back a slot taken by :meth:`acquire`."""
+        self.in_flight -= 1
+        self._notify()
 
     def throttled(self) -> None:
         """The server said slow down (429 or 503)."""
@@ -104,18 +102,22 @@ class RequestGate:
         self._requests = TokenBucket(rpm, clock=clock) if rpm is not None else None
         self._tokens = TokenBucket(tpm, clock=clock) if tpm is not None else None
 
-    @asynccontextmanager
-    async def admit(self, estimated_tokens: float) -> AsyncGenerator[None, None]:
-        """Wait for a slot and the rate limits, then hold the slot while the request runs."""
+    async def admit(self, estimated_tokens: float) -> None:
+        """Wait for the rate limits and an in-flight slot; pair with :meth:`done`."""
         if self._requests is not None:
             await self._requests.take(1)
         if self._tokens is not None:
             await self._tokens.take(estimated_tokens)
+        if self.limits.adaptive:
+            await self.concurrency.acquire()
+
+    def done(self, status: int | None) -> None:
+        """Free the request's slot and feed its status (``None``: no answer) into the adaptive concurrency."""
         if not self.limits.adaptive:
-            yield
             return
-        async with self.concurrency.slot():
-            yield
+        self.concurrency.release()
+        if status is not None:
+            self.record(status)
 
     def record(self, status: int) -> None:
         """Feed a reply's status back into the adaptive concurrency."""

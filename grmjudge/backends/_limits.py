@@ -3,7 +3,8 @@
 - Requests-per-minute and tokens-per-minute limits are token buckets refilled continuously; a request waits
   until both hold enough. Tokens are estimated before sending (prompt characters / 4 + ``max_tokens`` x ``n``),
   as hosted APIs count them against a quota.
-- Concurrency adapts AIMD-style: each 429 or 503 halves the number of requests allowed in flight (at most once
+- Requests in flight never exceed the connection pool (queued in the pool, they would spend their timeout
+  waiting), and the limit adapts AIMD-style: each 429 or 503 halves the number of requests allowed in flight (at most once
   per second, so one burst of throttling counts once), and each success adds ``1 / limit``, so the limit
   grows back by about one per round of requests.
 - A retry budget caps the transport retries of all the requests of one judged item.
@@ -108,13 +109,10 @@ class RequestGate:
             await self._requests.take(1)
         if self._tokens is not None:
             await self._tokens.take(estimated_tokens)
-        if self.limits.adaptive:
-            await self.concurrency.acquire()
+        await self.concurrency.acquire()  # requests queued in the pool would spend their timeout waiting
 
     def done(self, status: int | None) -> None:
         """Free the request's slot and feed its status (``None``: no answer) into the adaptive concurrency."""
-        if not self.limits.adaptive:
-            return
         self.concurrency.release()
         if status is not None:
             self.record(status)

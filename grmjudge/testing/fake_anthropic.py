@@ -19,18 +19,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from grmjudge.testing.fake_openai import (
-    FakeRequest,
-    Receive,
-    Reply,
-    Scope,
-    Send,
-    _lifespan,  # pyright: ignore[reportPrivateUsage]
-    _read_body,  # pyright: ignore[reportPrivateUsage]
-    _send_json,  # pyright: ignore[reportPrivateUsage]
-    _word_count,  # pyright: ignore[reportPrivateUsage]
-    default_judgement,
-)
+from grmjudge.testing._asgi import Receive, Scope, Send, lifespan, read_body, send_json, word_count
+from grmjudge.testing.fake_openai import FakeRequest, Reply, default_judgement
 
 _MESSAGES_PATH = "/v1/messages"
 _MODELS_PATH = "/v1/models"
@@ -214,7 +204,7 @@ def _parse_body(raw: bytes) -> dict[str, Any]:
 def _input_tokens(request: FakeAnthropicRequest) -> int:
     """Words of the system text and of every turn (the fake tokenizer is whitespace splitting)."""
     turns = cast(list[dict[str, Any]], request.body["messages"])
-    return _word_count(request.system_text or "") + sum(_word_count(text_of(t["content"])) for t in turns)
+    return word_count(request.system_text or "") + sum(word_count(text_of(t["content"])) for t in turns)
 
 
 class FakeAnthropicServer:
@@ -256,7 +246,7 @@ class FakeAnthropicServer:
         if scope["type"] == "http":
             await self._http(scope, receive, send)
         elif scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await lifespan(receive, send)
         else:
             raise ValueError(f"unsupported ASGI scope type {scope['type']!r}")
 
@@ -265,27 +255,27 @@ class FakeAnthropicServer:
         path: str = scope["path"]
         allowed = _ALLOWED_METHODS.get(path)
         if allowed is None:
-            await _send_json(send, 404, _error(f"no route for {path}", "not_found_error"))
+            await send_json(send, 404, _error(f"no route for {path}", "not_found_error"))
             return
         if scope["method"] != allowed:
             error = _error(f"method {scope['method']} not allowed on {path}", "invalid_request_error")
-            await _send_json(send, 405, error, [(b"allow", allowed.encode())])
+            await send_json(send, 405, error, [(b"allow", allowed.encode())])
             return
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
-        raw = await _read_body(receive)
+        raw = await read_body(receive)
         if raw is None:
             return  # the client went away; there is no one to answer
         try:
             _check_headers(headers, self.api_key)
             if path == _MODELS_PATH:
-                await _send_json(send, 200, self._models())
+                await send_json(send, 200, self._models())
                 return
             request = FakeAnthropicRequest(path=path, body=_parse_body(raw), headers=headers)
         except _Refusal as exc:
-            await _send_json(send, exc.status, _error(exc.message, exc.error_type))
+            await send_json(send, exc.status, _error(exc.message, exc.error_type))
             return
         status, payload = await self._answer(request)
-        await _send_json(send, status, payload)
+        await send_json(send, status, payload)
 
     def _models(self) -> dict[str, Any]:
         entry = {"type": "model", "id": self.model, "display_name": self.model, "created_at": "2025-01-01T00:00:00Z"}
@@ -316,7 +306,7 @@ class FakeAnthropicServer:
             "content": [{"type": "text", "text": text}] if text else [],
             "stop_reason": stop_reason,
             "stop_sequence": None,
-            "usage": {"input_tokens": _input_tokens(request), "output_tokens": _word_count(text)},
+            "usage": {"input_tokens": _input_tokens(request), "output_tokens": word_count(text)},
         }
 
 

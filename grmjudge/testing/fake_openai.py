@@ -17,17 +17,15 @@ import itertools
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
+
+from grmjudge.testing._asgi import Receive, Scope, Send, lifespan, read_body, send_json, word_count
 
 Reply = str | tuple[str, str]
 """A choice's text, or ``(text, finish_reason)``; a bare text finishes with ``"stop"``."""
 
-ASGIMessage = MutableMapping[str, Any]
-Scope = Mapping[str, Any]
-Receive = Callable[[], Awaitable[ASGIMessage]]
-Send = Callable[[ASGIMessage], Awaitable[None]]
 
 _CHAT_PATH = "/v1/chat/completions"
 _COMPLETIONS_PATH = "/v1/completions"
@@ -38,7 +36,6 @@ _ALLOWED_METHODS = {_CHAT_PATH: "POST", _COMPLETIONS_PATH: "POST", _MODELS_PATH:
 _RESPONSE_BLOCK = re.compile(
     r"^\[The Begin of Response((?: \d+)?)\]\n(.*?)\n\[The End of Response\1\]$", re.MULTILINE | re.DOTALL
 )
-_JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 @dataclass(frozen=True)
@@ -140,16 +137,11 @@ def _parse_body(path: str, raw: bytes) -> dict[str, Any]:
     return fields
 
 
-def _word_count(text: str) -> int:
-    """The fake tokenizer: whitespace-separated words, cheap and deterministic."""
-    return len(text.split())
-
-
 def _prompt_tokens(request: FakeRequest) -> int:
     """Tokens of the whole prompt: every message for chat, the prompt string for completions."""
     if request.path == _COMPLETIONS_PATH:
-        return _word_count(request.prompt_text)
-    return sum(_word_count(m["content"]) for m in cast(list[dict[str, str]], request.body["messages"]))
+        return word_count(request.prompt_text)
+    return sum(word_count(m["content"]) for m in cast(list[dict[str, str]], request.body["messages"]))
 
 
 def _error(message: str, error_type: str, param: str | None = None) -> dict[str, Any]:
@@ -193,7 +185,7 @@ class FakeOpenAIServer:
         if scope["type"] == "http":
             await self._http(scope, receive, send)
         elif scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await lifespan(receive, send)
         else:
             raise ValueError(f"unsupported ASGI scope type {scope['type']!r}")
 
@@ -202,20 +194,20 @@ class FakeOpenAIServer:
         path: str = scope["path"]
         allowed = _ALLOWED_METHODS.get(path)
         if allowed is None:
-            await _send_json(send, 404, _error(f"no route for {path}", "invalid_request_error"))
+            await send_json(send, 404, _error(f"no route for {path}", "invalid_request_error"))
             return
         if scope["method"] != allowed:
             error = _error(f"method {scope['method']} not allowed on {path}", "invalid_request_error")
-            await _send_json(send, 405, error, [(b"allow", allowed.encode())])
+            await send_json(send, 405, error, [(b"allow", allowed.encode())])
             return
         if path == _MODELS_PATH:
-            await _send_json(send, 200, {"object": "list", "data": [{"id": self.model, "object": "model"}]})
+            await send_json(send, 200, {"object": "list", "data": [{"id": self.model, "object": "model"}]})
             return
-        raw = await _read_body(receive)
+        raw = await read_body(receive)
         if raw is None:
             return  # the client went away; there is no one to answer
         status, payload = await self._generate(scope, path, raw)
-        await _send_json(send, status, payload)
+        await send_json(send, status, payload)
 
     async def _generate(self, scope: Scope, path: str, raw: bytes) -> tuple[int, dict[str, Any]]:
         """Validate, record and answer one generation request; returns ``(status, JSON body)``."""
@@ -269,7 +261,7 @@ class FakeOpenAIServer:
             for i, (text, finish) in enumerate(replies)
         ]
         prompt_tokens = _prompt_tokens(request)
-        completion_tokens = sum(_word_count(text) for text, _ in replies)
+        completion_tokens = sum(word_count(text) for text, _ in replies)
         return {
             "id": f"{'chatcmpl' if chat else 'cmpl'}-fake-{next(self._ids)}",
             "object": "chat.completion" if chat else "text_completion",
@@ -282,39 +274,6 @@ class FakeOpenAIServer:
                 "total_tokens": prompt_tokens + completion_tokens,
             },
         }
-
-
-async def _read_body(receive: Receive) -> bytes | None:
-    """Collect every ``http.request`` chunk; ``None`` if the client disconnected first."""
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-async def _send_json(
-    send: Send, status: int, payload: dict[str, Any], extra_headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    """Send ``payload`` as a complete JSON response."""
-    data = json.dumps(payload, separators=(",", ":")).encode()
-    headers = [*_JSON_HEADERS, (b"content-length", str(len(data)).encode()), *(extra_headers or [])]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": data})
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    """Acknowledge startup and shutdown; the server holds no resources."""
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
 
 
 def main() -> None:

@@ -4,9 +4,9 @@
   until both hold enough. Tokens are estimated before sending (prompt characters / 4 + ``max_tokens`` x ``n``),
   as hosted APIs count them against a quota.
 - Requests in flight never exceed the connection pool (queued in the pool, they would spend their timeout
-  waiting), and the limit adapts AIMD-style: each 429 or 503 halves the number of requests allowed in flight (at most once
-  per second, so one burst of throttling counts once), and each success adds ``1 / limit``, so the limit
-  grows back by about one per round of requests.
+  waiting), and the limit adapts AIMD-style: each 429 or 503 halves the number of requests allowed in
+  flight (at most once per second, so one burst of throttling counts once), and each success adds
+  ``1 / limit``, so the limit grows back by about one per round of requests.
 - A retry budget caps the transport retries of all the requests of one judged item.
 """
 

@@ -1,0 +1,35 @@
+"""The ``grmjudge`` command line (``python -m grmjudge.cli`` runs the same ``main``).
+
+Only argparse and the argument definitions load at startup; the judging machinery, and a heavy backend
+only when its spec is used, load when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from grmjudge._version import __version__
+from grmjudge.cli import score
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``grmjudge`` parser and its subcommands."""
+    parser = argparse.ArgumentParser(prog="grmjudge", description="Score LLM outputs with generative reward models.")
+    parser.add_argument("--version", action="version", version=f"grmjudge {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    score.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 for bad arguments, before any work)."""
+    parser = build_parser()
+    try:
+        namespace = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help, --version and bad arguments
+        return exc.code if isinstance(exc.code, int) else 2
+    return namespace.handler(namespace)
+
+
+__all__ = ["build_parser", "main"]

@@ -1,0 +1,281 @@
+"""The input file of ``grmjudge score``, read lazily: one validated item per good line, one typed error per bad one.
+
+The line schema is documented in ``docs/batch.md``. Validation reuses [`JudgeItem`][grmjudge.judge.JudgeItem]
+(role and last-turn checks) behind a strict record model, so a number is never silently read as a string.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from grmjudge.cli.ids import IdIndex
+from grmjudge.judge import JudgeItem
+from grmjudge.types import Message
+
+_JSON_TYPES: dict[type, str] = {
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    list: "array",
+    dict: "object",
+}
+_SKIP_CHUNK = 1 << 20
+
+
+class InputRecord(BaseModel):
+    """One input line: ``id``, ``query`` or ``messages``, ``responses`` and an optional ``label``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    id: str | None = Field(default=None, min_length=1)
+    query: str | None = None
+    messages: list[Message] | None = None
+    responses: list[str] = Field(min_length=1)
+    label: int | None = None
+
+    @model_validator(mode="after")
+    def _one_query_and_a_valid_label(self) -> Self:
+        if (self.query is None) == (self.messages is None):
+            given = "both" if self.query is not None else "neither"
+            raise PydanticCustomError(
+                "query_or_messages", "give exactly one of 'query' and 'messages', not {given}", {"given": given}
+            )
+        if self.label is not None and not 0 <= self.label < len(self.responses):
+            raise PydanticCustomError(
+                "label_out_of_range",
+                "label {label} is not the index of a response (0 to {last})",
+                {"label": self.label, "last": len(self.responses) - 1},
+            )
+        return self
+
+    def text_length(self) -> int:
+        """Characters of text in the item: the query (or every message) plus every response."""
+        query = len(self.query) if self.query is not None else sum(len(m.content) for m in self.messages or ())
+        return query + sum(len(r) for r in self.responses)
+
+    def to_item(self, item_id: str) -> JudgeItem:
+        """The judge's item; raises ValidationError for a query the judge refuses (empty, last turn not the user's).
+
+        A plain query becomes its one user message, so the judge's query checks run now, at reading time.
+        """
+        query = (Message(role="user", content=self.query),) if self.query is not None else tuple(self.messages or ())
+        return JudgeItem(query=query, responses=tuple(self.responses), id=item_id)
+
+
+@dataclass(frozen=True)
+class LineItem:
+    """A valid line: its judge item (whose id is set), its label and its position among the valid lines."""
+
+    line: int
+    seq: int
+    item: JudgeItem
+    label: int | None
+
+    @property
+    def id(self) -> str:
+        """The item's id (given, or the line number)."""
+        return self.item.id or str(self.line)
+
+
+@dataclass(frozen=True)
+class LineError:
+    """A line that cannot be judged: where, what kind of problem, and a message a person can act on."""
+
+    line: int
+    type: str
+    message: str
+    id: str | None = None
+    details: tuple[dict[str, Any], ...] = ()
+
+
+def read_lines(stream: BinaryIO, *, max_line_bytes: int) -> Iterator[tuple[int, bytes | None]]:
+    """``(line number, bytes)`` for each line, counting from 1; ``None`` for a line over ``max_line_bytes``.
+
+    An over-long line is skipped in chunks without being held in memory, so one huge line cannot exhaust it.
+    """
+    number = 0
+    while True:
+        raw = stream.readline(max_line_bytes + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
+            _skip_rest_of_line(stream)
+            yield number, None
+        else:
+            yield number, raw
+
+
+def _skip_rest_of_line(stream: BinaryIO) -> None:
+    while True:
+        chunk = stream.readline(_SKIP_CHUNK)
+        if not chunk or chunk.endswith(b"\n"):
+            return
+
+
+def count_lines(stream: BinaryIO) -> int:
+    """How many lines ``stream`` holds (a last line without a newline counts)."""
+    count, last = 0, b"\n"
+    while chunk := stream.read(_SKIP_CHUNK):
+        count += chunk.count(b"\n")
+        last = chunk[-1:]
+    return count + (last != b"\n")
+
+
+def decode_object(number: int, raw: bytes) -> dict[str, Any] | LineError | None:
+    """The line as a JSON object, a LineError, or None for a blank line."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return LineError(number, "invalid_json", f"the line is not UTF-8 text (byte {exc.start}: {exc.reason})")
+    text = text.removeprefix("\ufeff") if number == 1 else text
+    if not text.strip():
+        return None
+    try:
+        value: object = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return LineError(number, "invalid_json", f"the line is not valid JSON: {exc.msg} at column {exc.colno}")
+    if not isinstance(value, dict):
+        found = _json_type(value)
+        return LineError(number, "not_an_object", f"each line must be a JSON object, got {found}")
+    return value  # pyright: ignore[reportUnknownVariableType]
+
+
+def item_id_of(number: int, value: dict[str, Any]) -> str:
+    """The id a line stands for: its ``id`` when that is a non-empty string, else its line number."""
+    given = value.get("id")
+    return given if isinstance(given, str) and given else str(number)
+
+
+def given_id(value: dict[str, Any]) -> str | None:
+    """The line's ``id`` if it is a string (for error reports)."""
+    given = value.get("id")
+    return given if isinstance(given, str) else None
+
+
+def validate_record(number: int, value: dict[str, Any], *, max_chars: int) -> tuple[InputRecord, JudgeItem] | LineError:
+    """The record and its judge item, or a LineError naming every problem found."""
+    try:
+        record = InputRecord.model_validate(value)
+    except ValidationError as exc:
+        return _invalid(number, value, exc.errors())
+    length = record.text_length()
+    if length > max_chars:
+        message = f"the item holds {length:,} characters of text, over the limit of {max_chars:,} (--max-input-chars)"
+        return LineError(number, "input_too_long", message, id=given_id(value))
+    try:
+        item = record.to_item(item_id_of(number, value))
+    except ValidationError as exc:
+        renamed = "messages" if record.messages is not None else "query"
+        errors = [
+            {**e, "loc": (renamed, *e["loc"][1:]) if e["loc"][:1] == ("query",) else e["loc"]} for e in exc.errors()
+        ]
+        return _invalid(number, value, errors)  # pyright: ignore[reportArgumentType]
+    return record, item
+
+
+def _invalid(number: int, value: dict[str, Any], errors: list[ErrorDetails]) -> LineError:
+    details = tuple(_detail(e) for e in errors)
+    message = "; ".join(f"{d['field']}: {d['message']}" if d["field"] else d["message"] for d in details)
+    return LineError(number, "invalid_item", message, id=given_id(value), details=details)
+
+
+def _detail(error: ErrorDetails) -> dict[str, Any]:
+    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]).lstrip(".")
+    kind = error["type"]
+    if kind == "missing":
+        message = "missing required field"
+    elif kind == "extra_forbidden":
+        message = "unknown field (allowed: id, query, messages, responses, label)"
+    else:
+        message = error["msg"].removeprefix("Value error, ")
+        if kind.endswith("_type"):
+            message += f", got {_json_type(error['input'])}"
+    return {"field": path, "problem": kind, "message": message}
+
+
+def _json_type(value: object) -> str:
+    return "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+@dataclass
+class ScanCounts:
+    """What the scanner has seen so far (read by the progress line)."""
+
+    lines: int = 0
+    blank: int = 0
+    skipped: int = 0
+    valid: int = 0
+    invalid: int = 0
+
+
+@dataclass
+class InputScanner:
+    """Turns numbered raw lines into valid, not-yet-done items; reports every bad line to ``on_error``.
+
+    ``done`` holds the ids already in the output (``--resume``): those lines are skipped unjudged. An id seen
+    on an earlier valid line makes a later line a ``duplicate_id`` error. Only id fingerprints are remembered
+    ([`IdIndex`][grmjudge.cli.ids.IdIndex]), so memory grows by about 45 bytes per item, not by the items.
+    """
+
+    lines: Iterator[tuple[int, bytes | None]]
+    on_error: Callable[[LineError], None]
+    max_chars: int
+    max_line_bytes: int
+    done: IdIndex = field(default_factory=IdIndex)
+    counts: ScanCounts = field(default_factory=ScanCounts)
+    exhausted: bool = False
+    _seen: IdIndex = field(default_factory=IdIndex)
+
+    def __iter__(self) -> Iterator[LineItem]:
+        return self
+
+    def __next__(self) -> LineItem:
+        for number, raw in self.lines:
+            self.counts.lines = number
+            outcome = self._classify(number, raw)
+            if isinstance(outcome, LineItem):
+                self.counts.valid += 1
+                return outcome
+            if isinstance(outcome, LineError):
+                self.counts.invalid += 1
+                self.on_error(outcome)
+        self.exhausted = True
+        raise StopIteration
+
+    def _classify(self, number: int, raw: bytes | None) -> LineItem | LineError | None:
+        if raw is None:
+            message = f"the line is over {self.max_line_bytes:,} bytes (16 x --max-input-chars); it was not read"
+            return LineError(number, "input_too_long", message)
+        value = decode_object(number, raw)
+        if value is None:
+            self.counts.blank += 1
+            return None
+        if isinstance(value, LineError):
+            return value
+        item_id = item_id_of(number, value)
+        if item_id in self.done and item_id not in self._seen:
+            self._seen.add(item_id, number)
+            self.counts.skipped += 1
+            return None
+        checked = validate_record(number, value, max_chars=self.max_chars)
+        if isinstance(checked, LineError):
+            return checked
+        first = self._seen.line_of(item_id)
+        if first is not None:
+            return LineError(number, "duplicate_id", f"id {item_id!r} was already used on line {first}", id=item_id)
+        self._seen.add(item_id, number)
+        record, item = checked
+        return LineItem(line=number, seq=self.counts.valid, item=item, label=record.label)
+
+
+def max_line_bytes(max_chars: int) -> int:
+    """The raw-line guard for a text limit: JSON escapes take at most 12 bytes per character, plus structure."""
+    return 16 * max_chars + 65_536

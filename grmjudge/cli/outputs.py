@@ -1,0 +1,118 @@
+"""What ``grmjudge score`` writes: output and error records, one complete line per ``write()``, secrets removed."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from grmjudge.cli.inputs import LineError
+from grmjudge.results import Sample, ScoreResult
+
+SECRET_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
+_MIN_SECRET_LENGTH = 6
+
+
+class Redactor:
+    """Replaces every known secret value in text that is about to leave the process.
+
+    The keys are only ever sent as headers, but a careless server may echo one in an error body, which
+    grmjudge quotes in its error messages; this is the last line of defence before a file or the terminal.
+    """
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        self._secrets = tuple(s for s in secrets if len(s) >= _MIN_SECRET_LENGTH)
+
+    def __repr__(self) -> str:
+        return f"Redactor({len(self._secrets)} secrets)"
+
+    @classmethod
+    def from_environment(cls) -> Redactor:
+        """A redactor for the API keys set in the environment."""
+        return cls(os.environ.get(name, "") for name in SECRET_VARIABLES)
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "[REDACTED]")
+        return text
+
+
+class LineWriter:
+    """Appends complete lines to a file: each line is one unbuffered ``write()``, so a kill cuts at most the last."""
+
+    def __init__(self, path: Path, *, append: bool, redact: Redactor) -> None:
+        self.path = path
+        self.lines = 0
+        self._redact = redact
+        self._file = path.open("ab" if append else "wb", buffering=0)
+
+    def write(self, text: str) -> None:
+        """Write ``text`` and a newline; ``text`` must hold no newline of its own (JSON dumps never does)."""
+        data = memoryview((self._redact(text) + "\n").encode())
+        while data:
+            written = self._file.write(data)
+            data = data[written or 0 :]
+        self.lines += 1
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+
+def dumps(record: dict[str, Any]) -> str:
+    """One JSON line: compact, UTF-8 kept as is, and no character that any reader takes for a line break.
+
+    JSON escapes control characters itself; NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR are legal raw in JSON,
+    but Python's ``str.splitlines`` (and other readers) split on them, so they are escaped too.
+    """
+    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    return text.translate(_LINE_BREAKS) if _has_line_break(text) else text
+
+
+_LINE_BREAKS = {ord(c): f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029"}
+
+
+def _has_line_break(text: str) -> bool:
+    return "\u2028" in text or "\u2029" in text or "\x85" in text
+
+
+def output_record(result: ScoreResult, item_id: str, label: int | None, *, texts: bool) -> dict[str, Any]:
+    """The output line of a judged item (schema in ``docs/batch.md``)."""
+    record: dict[str, Any] = {"id": item_id, "scores": result.scores, "best": result.best}
+    if label is not None:
+        record["label"] = label
+    record["n_valid"] = result.n_valid
+    record["n_kept"] = result.n_kept
+    record["samples"] = [_sample(s, texts=texts) for s in result.samples]
+    record["no_verdict"] = result.no_verdict.model_dump() if result.no_verdict is not None else None
+    record["provenance"] = result.provenance.model_dump()
+    record["usage"] = result.usage.model_dump()
+    return record
+
+
+def _sample(sample: Sample, *, texts: bool) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "permutation": list(sample.permutation),
+        "scores": list(sample.scores) if sample.scores is not None else None,
+    }
+    if texts:
+        record["principles"] = sample.principles
+        record["critique"] = sample.critique
+        record["text"] = sample.text
+    record["finish_reason"] = sample.finish_reason
+    record["error"] = sample.error.model_dump() if sample.error is not None else None
+    record["meta_score"] = sample.meta_score
+    record["kept"] = sample.kept
+    record["cached"] = sample.cached
+    return record
+
+
+def error_record(error: LineError) -> dict[str, Any]:
+    """The errors-file line of a line that produced no output."""
+    record: dict[str, Any] = {"line": error.line, "id": error.id, "type": error.type, "message": error.message}
+    if error.details:
+        record["details"] = list(error.details)
+    return record

@@ -1,0 +1,176 @@
+"""The judging loop of ``grmjudge score``: valid lines stream through ``Judge.stream`` into the output.
+
+With ``--order input`` finished items wait in a reorder buffer until every earlier item is written. A slow
+item would let that buffer grow without end, so reading stops while it holds more than ``REORDER_FACTOR`` x
+concurrency items: the current ``Judge.stream`` runs out of input and drains (the slow item included), the
+buffer empties, and a new stream picks up the input where the last one stopped. At most
+``(REORDER_FACTOR + 2) x concurrency`` items are read past a slow one: the buffer's limit, the stream's own
+buffer of finished items, the others in flight and one read ahead.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from grmjudge.cli.inputs import InputScanner, LineError, LineItem
+from grmjudge.cli.outputs import LineWriter, dumps, output_record
+from grmjudge.cli.progress import RunStats
+from grmjudge.judge import Judge, JudgeItem
+from grmjudge.results import BatchResult, SampleError, ScoreResult
+
+REORDER_FACTOR = 8
+"""``--order input`` keeps at most this many x concurrency finished items in memory, waiting for a slow one."""
+
+Order = Literal["input", "completion"]
+
+
+class FatalRunError(Exception):
+    """The run cannot usefully go on: the credentials were refused, or the backend fails item after item."""
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """How to judge: the judge and the per-call knobs of ``grmjudge score``."""
+
+    judge: Judge
+    k: int
+    meta: bool
+    concurrency: int
+    order: Order
+    texts: bool
+    max_consecutive_failures: int
+
+
+@dataclass(frozen=True)
+class _Ready:
+    line: str
+    result: ScoreResult
+
+
+class ReorderBuffer:
+    """Holds items finished out of turn; hands back, in sequence, those now next in line."""
+
+    def __init__(self) -> None:
+        self._next = 0
+        self._waiting: dict[int, _Ready | None] = {}
+
+    @property
+    def waiting(self) -> int:
+        """How many finished items wait for an earlier one."""
+        return len(self._waiting)
+
+    def complete(self, seq: int, ready: _Ready | None) -> list[_Ready]:
+        """Record item ``seq`` (``None``: it has no output line) and return the lines now writable, in order."""
+        self._waiting[seq] = ready
+        writable: list[_Ready] = []
+        while self._next in self._waiting:
+            entry = self._waiting.pop(self._next)
+            self._next += 1
+            if entry is not None:
+                writable.append(entry)
+        return writable
+
+
+class _Segment(Iterator[JudgeItem]):
+    """The items one ``Judge.stream`` reads: the scanner's, until ``stop()`` says to pause reading."""
+
+    def __init__(self, scanner: InputScanner, stop: Callable[[], bool]) -> None:
+        self._scanner = scanner
+        self._stop = stop
+        self._entries: dict[int, LineItem] = {}
+        self._count = 0
+
+    def __next__(self) -> JudgeItem:
+        if self._stop():
+            raise StopIteration
+        entry = next(self._scanner)
+        self._entries[self._count] = entry
+        self._count += 1
+        return entry.item
+
+    def take(self, index: int) -> LineItem:
+        """The line of the stream's item ``index`` (forgotten once taken)."""
+        return self._entries.pop(index)
+
+
+class _Settler:
+    """Decides where each finished item goes: the output, or the errors file (from which ``--resume`` retries)."""
+
+    def __init__(self, plan: RunPlan, stats: RunStats, report: Callable[[LineError], None]) -> None:
+        self._plan = plan
+        self._stats = stats
+        self._report = report
+        self._failures_in_a_row = 0
+
+    def settle(self, batch: BatchResult, entry: LineItem) -> _Ready | None:
+        self._stats.settled += 1
+        if batch.error is not None:
+            message = f"{batch.error.type}: {batch.error.message}"
+            self._report(
+                LineError(entry.line, "item_failed", message, id=entry.id, details=(batch.error.model_dump(),))
+            )
+            return None
+        result = batch.result
+        assert result is not None  # a BatchResult holds a result or an error
+        self._stats.add_result(result, entry.label)
+        failed = [s.error for s in result.samples if s.error is not None and s.error.kind == "backend"]
+        refused = [e for e in failed if e.reason == "AuthenticationError"]
+        if refused:
+            self._report(_backend_failed(entry, failed))
+            raise FatalRunError(f"the backend refused the credentials: {refused[0].message}")
+        if result.no_verdict is not None and failed:
+            self._report(_backend_failed(entry, failed))
+            self._count_failure()
+            return None
+        self._failures_in_a_row = 0
+        return _Ready(dumps(output_record(result, entry.id, entry.label, texts=self._plan.texts)), result)
+
+    def _count_failure(self) -> None:
+        self._failures_in_a_row += 1
+        limit = self._plan.max_consecutive_failures
+        if limit and self._failures_in_a_row >= limit:
+            raise FatalRunError(
+                f"{self._failures_in_a_row} items in a row failed at the backend (see the errors file); "
+                "stopping instead of failing every item (--max-consecutive-failures)"
+            )
+
+
+def _backend_failed(entry: LineItem, failed: list[SampleError]) -> LineError:
+    reasons = Counter(e.reason for e in failed)
+    first = {e.reason: e.message for e in reversed(failed)}
+    details = tuple({"reason": r, "samples": n, "message": first[r]} for r, n in reasons.most_common())
+    summary = ", ".join(f"{r} x{n}" for r, n in reasons.most_common())
+    message = f"no verdict: samples failed at the backend ({summary}): {failed[0].message}"
+    return LineError(entry.line, "backend_failed", message, id=entry.id, details=details)
+
+
+async def judge_lines(
+    plan: RunPlan, scanner: InputScanner, output: LineWriter, stats: RunStats, report: Callable[[LineError], None]
+) -> None:
+    """Judge every item the scanner yields and write each output line whole, in the order the plan asks."""
+    settler = _Settler(plan, stats, report)
+    buffer = ReorderBuffer()
+    limit = REORDER_FACTOR * plan.concurrency
+
+    def write(ready: _Ready) -> None:
+        output.write(ready.line)
+        stats.add_output(ready.result)
+
+    def reorder_full() -> bool:
+        return plan.order == "input" and buffer.waiting > limit
+
+    while not scanner.exhausted:
+        segment = _Segment(scanner, reorder_full)
+        async with plan.judge.stream(segment, plan.k, plan.meta, concurrency=plan.concurrency) as results:
+            async for batch in results:
+                entry = segment.take(batch.index)
+                ready = settler.settle(batch, entry)
+                if plan.order == "completion":
+                    if ready is not None:
+                        write(ready)
+                    continue
+                for writable in buffer.complete(entry.seq, ready):
+                    write(writable)

@@ -1,0 +1,197 @@
+"""``grmjudge score``: judge a JSONL file of items into a JSONL file of verdicts (guide: ``docs/batch.md``).
+
+Exit status: 0 every line was judged or skipped; 1 some lines went to the errors file; 2 bad arguments,
+nothing done; 3 aborted (credentials refused, or the backend failing item after item); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from grmjudge.cli import args as arg_types
+from grmjudge.cli.build import JudgeOptions
+
+if TYPE_CHECKING:
+    from grmjudge.cli.runner import Order
+
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+DEFAULT_MAX_INPUT_CHARS = 1_000_000
+
+
+class UsageError(Exception):
+    """The command cannot start as given; nothing has been done."""
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    """Every option of ``grmjudge score``, typed."""
+
+    input: str
+    output: Path
+    errors: Path
+    judge: JudgeOptions
+    k: int
+    concurrency: int
+    max_concurrent_requests: int
+    cache: Path | None
+    resume: bool
+    order: Order
+    texts: bool
+    max_input_chars: int
+    max_consecutive_failures: int
+    progress_every: float
+    quiet: bool
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:  # pyright: ignore[reportPrivateUsage]
+    """Register ``score`` and its options."""
+    parser = commands.add_parser(
+        "score",
+        help="judge a JSONL file of items",
+        description="Judge each line of IN (JSONL: query or messages, responses) and write one verdict per line.",
+        epilog="API keys come from OPENAI_API_KEY / ANTHROPIC_API_KEY. Guide: docs/batch.md.",
+    )
+    parser.add_argument("input", metavar="IN", help="input JSONL file ('-' reads standard input)")
+    parser.add_argument("-o", "--output", metavar="OUT", required=True, type=Path, help="output JSONL file")
+    _add_judge_options(parser)
+    _add_run_options(parser)
+    parser.set_defaults(handler=_handle)
+
+
+def _add_judge_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("judge")
+    group.add_argument(
+        "--judge", required=True, metavar="SPEC", help="backend spec, e.g. openai:MODEL, anthropic:MODEL"
+    )
+    group.add_argument(
+        "--base-url", action="append", default=[], metavar="URL", help="server URL (repeat for replicas)"
+    )
+    group.add_argument("--meta", metavar="SPEC", help="meta RM: http:MODEL (with --meta-base-url) or hf:PATH")
+    group.add_argument("--meta-base-url", metavar="URL", help="server of an http: meta RM")
+    group.add_argument("--k-meta", type=arg_types.positive_int, metavar="N", help="samples kept by the meta RM")
+    group.add_argument("--k", type=arg_types.positive_int, default=8, metavar="N", help="samples per item (default 8)")
+    group.add_argument("--temperature", type=arg_types.non_negative_float, metavar="T", help="default 0.5 (0 if k=1)")
+    group.add_argument("--max-tokens", type=arg_types.positive_int, metavar="N", help="per judgement (default 2048)")
+    group.add_argument("--seed", type=int, metavar="S", help="seed of orders and samples (default 0)")
+    group.add_argument("--rpm", type=arg_types.positive_float, metavar="N", help="requests per minute cap")
+    group.add_argument("--tpm", type=arg_types.positive_float, metavar="N", help="tokens per minute cap")
+    group.add_argument(
+        "--max-retries-per-item", type=arg_types.non_negative_int, metavar="N", help="transport retries per item"
+    )
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("run")
+    group.add_argument(
+        "--concurrency", type=arg_types.positive_int, default=64, metavar="N", help="items in flight (default 64)"
+    )
+    group.add_argument(
+        "--max-concurrent-requests",
+        type=arg_types.positive_int,
+        metavar="N",
+        help="requests in flight (default: --concurrency)",
+    )
+    group.add_argument("--cache", type=Path, metavar="PATH", help="SQLite sample cache: re-runs make no request twice")
+    group.add_argument("--resume", action="store_true", help="append to OUT, skipping the ids it already holds")
+    group.add_argument("--order", choices=("input", "completion"), default="input", help="output order (default input)")
+    group.add_argument("--errors", type=Path, metavar="PATH", help="errors file (default OUT.errors.jsonl)")
+    group.add_argument("--no-texts", action="store_true", help="leave judgement texts out of the output")
+    group.add_argument(
+        "--max-input-chars",
+        type=arg_types.positive_int,
+        default=DEFAULT_MAX_INPUT_CHARS,
+        metavar="N",
+        help="characters of text per item (default 1,000,000)",
+    )
+    group.add_argument(
+        "--max-consecutive-failures",
+        type=arg_types.non_negative_int,
+        default=200,
+        metavar="N",
+        help="stop after N items in a row fail at the backend (0: never; default 200)",
+    )
+    group.add_argument(
+        "--progress-every",
+        type=arg_types.positive_float,
+        default=5.0,
+        metavar="S",
+        help="seconds between progress lines when stderr is not a terminal (default 5)",
+    )
+    group.add_argument("-q", "--quiet", action="store_true", help="no progress line and no summary")
+
+
+def _handle(namespace: argparse.Namespace) -> int:
+    try:
+        options = options_from(namespace)
+    except UsageError as exc:
+        return usage_error(str(exc), sys.stderr)
+    return run_score(options, sys.stderr)
+
+
+def options_from(ns: argparse.Namespace) -> ScoreOptions:
+    """Typed options from the parsed command line; cross-option checks raise UsageError."""
+    if ns.k_meta is not None and ns.meta is None:
+        raise UsageError("--k-meta needs --meta")
+    if ns.meta_base_url is not None and ns.meta is None:
+        raise UsageError("--meta-base-url needs --meta")
+    output: Path = ns.output
+    judge = JudgeOptions(
+        judge=ns.judge,
+        base_urls=tuple(ns.base_url),
+        meta=ns.meta,
+        meta_base_url=ns.meta_base_url,
+        k_meta=ns.k_meta,
+        temperature=ns.temperature,
+        max_tokens=ns.max_tokens,
+        seed=ns.seed,
+        rpm=ns.rpm,
+        tpm=ns.tpm,
+        max_retries_per_item=ns.max_retries_per_item,
+    )
+    return ScoreOptions(
+        input=ns.input,
+        output=output,
+        errors=ns.errors or default_errors_path(output),
+        judge=judge,
+        k=ns.k,
+        concurrency=ns.concurrency,
+        max_concurrent_requests=ns.max_concurrent_requests or ns.concurrency,
+        cache=ns.cache,
+        resume=ns.resume,
+        order=ns.order,
+        texts=not ns.no_texts,
+        max_input_chars=ns.max_input_chars,
+        max_consecutive_failures=ns.max_consecutive_failures,
+        progress_every=ns.progress_every,
+        quiet=ns.quiet,
+    )
+
+
+def default_errors_path(output: Path) -> Path:
+    """``out.jsonl`` -> ``out.errors.jsonl``; any other name gets ``.errors.jsonl`` appended."""
+    stem = output.name.removesuffix(".jsonl")
+    return output.with_name(f"{stem}.errors.jsonl")
+
+
+def usage_error(message: str, stderr: TextIO) -> int:
+    """Print ``message`` the way argparse prints its own errors and return the usage exit status."""
+    stderr.write(f"grmjudge score: error: {message}\n")
+    return EXIT_USAGE
+
+
+def run_score(options: ScoreOptions, stderr: TextIO) -> int:
+    """Check everything that can be checked before any work, then judge; returns the exit status."""
+    from grmjudge.cli.session import Session  # the judging machinery loads only when a command runs
+
+    try:
+        session = Session.open(options, stderr)
+    except UsageError as exc:
+        return usage_error(str(exc), stderr)
+    except KeyboardInterrupt:  # e.g. while --resume reads a large output: nothing was written yet
+        stderr.write("grmjudge score: interrupted before judging started\n")
+        return EXIT_INTERRUPTED
+    return session.run()

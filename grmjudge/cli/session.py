@@ -1,0 +1,232 @@
+"""One ``grmjudge score`` run: every check before any work, then the judging, the summary and the exit status."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, TextIO
+
+import anyio
+import anyio.to_thread
+from pydantic import ValidationError
+
+from grmjudge._tasks import task_group
+from grmjudge.backends.base import Backend
+from grmjudge.cache import SQLiteCache
+from grmjudge.cli.build import build_backend, build_meta, build_settings
+from grmjudge.cli.ids import IdIndex
+from grmjudge.cli.inputs import InputScanner, LineError, ScanCounts, count_lines, max_line_bytes, read_lines
+from grmjudge.cli.outputs import LineWriter, Redactor, dumps, error_record
+from grmjudge.cli.progress import ProgressReporter, RunStats, summary
+from grmjudge.cli.resume import (
+    ExistingOutput,
+    ResumeError,
+    load_existing_output,
+    truncate_partial_line,
+)
+from grmjudge.cli.runner import FatalRunError, RunPlan, judge_lines
+from grmjudge.cli.score import EXIT_ABORTED, EXIT_ERRORS, EXIT_INTERRUPTED, EXIT_OK, ScoreOptions, UsageError
+from grmjudge.exceptions import GRMJudgeError
+from grmjudge.judge import Judge
+from grmjudge.settings import JudgeSettings
+from grmjudge.voting import default_k_meta
+
+STDIN = "-"
+
+
+@dataclass
+class Session:
+    """A checked command, ready to run: the judge is built and the resume point (if any) is known."""
+
+    options: ScoreOptions
+    stderr: TextIO
+    redact: Redactor
+    judge: Judge
+    existing: ExistingOutput | None
+
+    @classmethod
+    def open(cls, options: ScoreOptions, stderr: TextIO) -> Session:
+        """Check the paths, build the judge, load the resume point; any problem raises UsageError."""
+        redact = Redactor.from_environment()
+        try:
+            _check_paths(options)
+            backend, meta, settings = (
+                build_backend(options.judge),
+                build_meta(options.judge),
+                build_settings(options.judge),
+            )
+            existing = _load_resume_point(options, backend, settings) if options.resume else None
+            cache = _open_cache(options.cache) if options.cache is not None else None
+            judge = Judge(
+                backend,
+                meta=meta,
+                settings=settings,
+                max_concurrent_requests=options.max_concurrent_requests,
+                cache=cache,
+            )
+        except (GRMJudgeError, ResumeError, ValidationError) as exc:
+            raise UsageError(redact(str(exc))) from exc
+        return cls(options, stderr, redact, judge, existing)
+
+    def run(self) -> int:
+        """Judge the input into the output; print the summary; return the exit status."""
+        o = self.options
+        self._note_resume()
+        source: BinaryIO = sys.stdin.buffer if o.input == STDIN else Path(o.input).open("rb")
+        output = LineWriter(o.output, append=o.resume, redact=self.redact)
+        errors = LineWriter(o.errors, append=False, redact=self.redact)
+        limit = max_line_bytes(o.max_input_chars)
+        stats = RunStats(scan=ScanCounts())
+
+        def report(error: LineError) -> None:
+            errors.write(dumps(error_record(error)))
+            stats.add_error(error)
+
+        scanner = InputScanner(
+            read_lines(source, max_line_bytes=limit),
+            on_error=report,
+            max_chars=o.max_input_chars,
+            max_line_bytes=limit,
+            done=self.existing.ids if self.existing is not None else IdIndex(),
+            counts=stats.scan,
+        )
+        reporter = ProgressReporter(
+            stats, self.stderr, tty=_is_tty(self.stderr), every=o.progress_every, redact=self.redact
+        )
+        outcome, status, note = "finished", EXIT_OK, ""
+        try:
+            anyio.run(self._judge, scanner, output, stats, report, reporter)
+        except FatalRunError as exc:
+            outcome, status = "aborted", EXIT_ABORTED
+            note = f"grmjudge score: aborted: {exc}\nFix the cause, then run the same command with --resume."
+        except KeyboardInterrupt:
+            outcome, status = "interrupted", EXIT_INTERRUPTED
+            note = "grmjudge score: interrupted; every finished line is in the output: continue with --resume."
+        finally:
+            if source is not sys.stdin.buffer:
+                source.close()
+            output.close()
+            errors.close()
+            reporter.end()
+        if status == EXIT_OK and stats.errors:
+            status = EXIT_ERRORS
+        self._finish(stats, outcome, note)
+        return status
+
+    async def _judge(
+        self,
+        scanner: InputScanner,
+        output: LineWriter,
+        stats: RunStats,
+        report: Callable[[LineError], None],
+        reporter: ProgressReporter,
+    ) -> None:
+        o = self.options
+        plan = RunPlan(
+            judge=self.judge,
+            k=o.k,
+            meta=o.judge.meta is not None,
+            concurrency=o.concurrency,
+            order=o.order,
+            texts=o.texts,
+            max_consecutive_failures=o.max_consecutive_failures,
+        )
+        async with self.judge, task_group() as tg:
+            if not o.quiet:
+                tg.start_soon(reporter.run)
+                if o.input != STDIN:
+                    tg.start_soon(_count_total, Path(o.input), stats)
+            await judge_lines(plan, scanner, output, stats, report)
+            tg.cancel_scope.cancel()
+
+    def _note_resume(self) -> None:
+        if self.existing is None or self.options.quiet:
+            return
+        dropped = (
+            f"; dropped a partial last line ({self.existing.dropped_bytes:,} bytes)"
+            if self.existing.dropped_bytes
+            else ""
+        )
+        self.stderr.write(
+            f"grmjudge score: resuming: {self.existing.lines:,} lines already in {self.options.output}{dropped}\n"
+        )
+
+    def _finish(self, stats: RunStats, outcome: str, note: str) -> None:
+        if not self.options.quiet:
+            text = summary(stats, outcome=outcome, output=str(self.options.output), errors=str(self.options.errors))
+            self.stderr.write(self.redact(text) + "\n")
+        if note:
+            self.stderr.write(self.redact(note) + "\n")
+        self.stderr.flush()
+
+
+def _check_paths(o: ScoreOptions) -> None:
+    if o.input != STDIN and not Path(o.input).is_file():
+        raise UsageError(f"input file {o.input} does not exist")
+    if o.resume and o.input == STDIN:
+        raise UsageError("--resume reads the input twice, so the input must be a file, not standard input")
+    for name, path in (("output", o.output), ("errors file", o.errors)):
+        if not path.parent.is_dir():
+            raise UsageError(f"the directory of the {name} {path} does not exist")
+        if path.is_dir():
+            raise UsageError(f"the {name} {path} is a directory")
+    paths = {"input": Path(o.input) if o.input != STDIN else None, "output": o.output, "errors file": o.errors}
+    if o.cache is not None:
+        paths["cache"] = o.cache
+    _check_distinct({name: p.resolve() for name, p in paths.items() if p is not None})
+
+
+def _check_distinct(paths: dict[str, Path]) -> None:
+    seen: dict[Path, str] = {}
+    for name, path in paths.items():
+        if path in seen:
+            raise UsageError(f"the {seen[path]} and the {name} are the same file ({path})")
+        seen[path] = name
+
+
+def _load_resume_point(o: ScoreOptions, backend: Backend, s: JudgeSettings) -> ExistingOutput:
+    meta = o.judge.meta is not None
+    expected: dict[str, object] = {
+        "backend": backend.name,
+        "model": backend.model,
+        "template_hash": s.template.hash,
+        "k": o.k,
+        "meta": meta,
+        "k_meta": (s.k_meta or default_k_meta(o.k)) if meta else None,
+        "seed": s.seed,
+        "temperature": s.temperature_for(o.k),
+        "max_tokens": s.max_tokens,
+    }
+    with Path(o.input).open("rb") as source:
+        lines = read_lines(source, max_line_bytes=max_line_bytes(o.max_input_chars))
+        existing = load_existing_output(o.output, expected, lines)
+    truncate_partial_line(o.output)  # every check passed: now drop what a killed writer left half-written
+    return existing
+
+
+def _open_cache(path: Path) -> SQLiteCache:
+    try:
+        return SQLiteCache(path)
+    except (sqlite3.Error, OSError) as exc:
+        raise UsageError(f"cannot open the cache {path}: {exc}") from exc
+
+
+async def _count_total(path: Path, stats: RunStats) -> None:
+    def count() -> int:
+        with path.open("rb") as file:
+            return count_lines(file)
+
+    try:
+        stats.total_lines = await anyio.to_thread.run_sync(count, abandon_on_cancel=True)
+    except OSError:
+        return  # the progress line simply shows no total
+
+
+def _is_tty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

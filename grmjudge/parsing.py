@@ -49,8 +49,7 @@ class ParseFailure:
 
 ParseOutcome = Parsed | ParseFailure
 ScoreParser = Callable[[str, int, tuple[int, int]], ParseOutcome]
-"""A parser takes (text, number of responses, inclusive score range) and returns a
-[`ParseOutcome`][grmjudge.parsing.ParseOutcome]."""
+"""A parser takes (text, number of responses, inclusive score range) and returns a ``ParseOutcome``."""
 
 
 def parse_boxed_scores(text: str, n_responses: int, score_range: tuple[int, int]) -> ParseOutcome:

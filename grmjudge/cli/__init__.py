@@ -7,10 +7,19 @@ only when its spec is used, load when a command runs.
 from __future__ import annotations
 
 import argparse
+import importlib
+import sys
 from collections.abc import Sequence
 
 from grmjudge._version import __version__
 from grmjudge.cli import score
+
+
+DELEGATED = {
+    "eval": ("grmjudge.eval.cli", "evaluate a judge on reward-model benchmarks (extra 'eval')"),
+    "train": ("grmjudge.training.cli", "train a GRM and its meta RM with SPCT (extra 'train')"),
+}
+"""Commands whose parser lives with their subpackage, imported only when the command runs."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,14 +28,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"grmjudge {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     score.add_parser(commands)
+    for name, (_, summary) in DELEGATED.items():
+        commands.add_parser(name, help=summary, add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for bad arguments, before any work)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in DELEGATED:
+        module = importlib.import_module(DELEGATED[args[0]][0])
+        return int(module.main(args[1:]))
     parser = build_parser()
     try:
-        namespace = parser.parse_args(argv)
+        namespace = parser.parse_args(args)
     except SystemExit as exc:  # argparse exits on --help, --version and bad arguments
         return exc.code if isinstance(exc.code, int) else 2
     return namespace.handler(namespace)

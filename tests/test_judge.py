@@ -424,3 +424,22 @@ async def test_leaving_a_stream_early_cancels_the_rest() -> None:
         async for _ in results:
             break
     assert started < 10
+
+
+@pytest.mark.anyio
+async def test_max_concurrent_requests_holds_across_concurrent_calls() -> None:
+    active = peak = 0
+
+    async def fn(request: GenerationRequest) -> list[str]:
+        nonlocal active, peak
+        active += 1
+        peak = max(peak, active)
+        await anyio.sleep(0.005)
+        active -= 1
+        return by_length(request)
+
+    judge = Judge(FunctionBackend(fn), max_concurrent_requests=2)
+    async with anyio.create_task_group() as tg:
+        for i in range(10):
+            tg.start_soon(judge.score, f"q{i}", [A, B], 4)
+    assert peak == 2

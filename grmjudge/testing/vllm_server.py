@@ -99,6 +99,7 @@ def serve_vllm(
             "--dtype", "float32",
             "--enforce-eager",
             "--distributed-executor-backend", "uni",
+            "--no-enable-chunked-prefill",  # vLLM 0.32's CPU runner crashes on chunked prefill of seeded requests
             *extra_args,
         ]  # fmt: skip
         with log_path.open("wb") as log:

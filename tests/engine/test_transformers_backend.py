@@ -21,7 +21,8 @@ from grmjudge.exceptions import BackendError, ConfigurationError, InvalidInputEr
 from grmjudge.types import Generation, GenerationRequest, Message
 
 torch = pytest.importorskip("torch", reason="TransformersBackend needs the 'hf' extra")
-from grmjudge.backends.transformers import ContextLengthError, TransformersBackend  # noqa: E402
+from grmjudge.backends.transformers import TransformersBackend  # noqa: E402
+from grmjudge.exceptions import ContextLengthError  # noqa: E402
 
 pytestmark = [pytest.mark.engine, pytest.mark.anyio]
 
@@ -311,17 +312,19 @@ async def test_cancelling_a_caller_whose_batch_is_running_spares_the_others(back
     outcome: dict[str, Any] = {}
 
     async def leader() -> None:
-        with anyio.move_on_after(0.02):  # the batch of both requests is running by then
-            await busy.generate(request(n=8, temperature=1.0, max_tokens=48, seed=0))
+        with anyio.move_on_after(0.02) as scope:  # the batch of both requests is running by then
+            await busy.generate(request(n=8, temperature=1.0, max_tokens=96, seed=0))
+        outcome["deadline_hit"] = scope.cancel_called
         outcome["leader_done"] = busy.stats.generate_calls
 
     async def follower() -> None:
-        outcome["follower"] = await busy.generate(request(n=8, temperature=1.0, max_tokens=48, seed=1))
+        outcome["follower"] = await busy.generate(request(n=8, temperature=1.0, max_tokens=96, seed=1))
 
     with anyio.fail_after(60):
         async with anyio.create_task_group() as tg:
             tg.start_soon(leader)
             tg.start_soon(follower)
+    assert outcome["deadline_hit"], "the leader's deadline must pass while its batch runs"
     assert outcome["leader_done"] == 1, "the cancelled leader left only after its batch had finished"
     assert len(outcome["follower"].completions) == 8
     assert busy.stats.generate_calls == 1

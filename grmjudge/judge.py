@@ -12,17 +12,16 @@ import random
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import anyio
 import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from grmjudge._batch import ItemScorer, JudgeItem, run_batch, stream_batch
+from grmjudge._facade import JudgeFacade
 from grmjudge._inputs import content_id, validate_input
 from grmjudge._sampling import SamplingJob, collect_samples
-from grmjudge._sync import run_sync
 from grmjudge._version import __version__
 from grmjudge.backends._limits import RetryBudget, current_retry_budget
 from grmjudge.backends._spec import backend_from_spec
@@ -47,7 +46,7 @@ from grmjudge.voting import (
 )
 
 
-class Judge:
+class Judge(JudgeFacade):
     """A generative reward model judge over any [`Backend`][grmjudge.backends.Backend].
 
     ``meta`` is an optional [`MetaScorer`][grmjudge.meta.MetaScorer] used by ``score(..., meta=True)``.
@@ -184,18 +183,6 @@ class Judge:
 
         return score_item
 
-    def score_sync(
-        self, query: Query, responses: Sequence[str], k: int = 1, meta: bool = False, **kw: Any
-    ) -> ScoreResult:
-        """Blocking `score` for scripts; raises `SyncInAsyncContextError` inside an event loop."""
-        return run_sync(self._closing_loop(lambda: self.score(query, responses, k, meta, **kw)), method="judge.score")
-
-    def score_many_sync(
-        self, items: Iterable[JudgeItem | Mapping[str, Any]], k: int = 1, meta: bool = False, **kw: Any
-    ) -> list[BatchResult]:
-        """Blocking `score_many`; raises `SyncInAsyncContextError` inside an event loop."""
-        return run_sync(self._closing_loop(lambda: self.score_many(items, k, meta, **kw)), method="judge.score_many")
-
     async def aclose(self) -> None:
         """Close the backend and the meta scorer."""
         await self.backend.aclose()
@@ -204,25 +191,11 @@ class Judge:
         if self.cache is not None:
             await self.cache.aclose()
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    def _closing_loop(self, make: Any) -> Any:
-        async def run() -> Any:
-            try:
-                return await make()
-            finally:
-                await self.backend.reset_connections()
-                if self.meta is not None:
-                    await self.meta.reset_connections()
-                self._limiter = None
-
-        return run
+    async def _release_loop_resources(self) -> None:
+        await self.backend.reset_connections()
+        if self.meta is not None:
+            await self.meta.reset_connections()
+        self._limiter = None
 
     def _current_limiter(self) -> anyio.Semaphore:
         loop = anyio.lowlevel.current_token().native_token  # the event loop itself: one limiter per loop

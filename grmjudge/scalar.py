@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from grmjudge._batch import JudgeItem, run_batch
+from grmjudge._facade import JudgeFacade
 from grmjudge._inputs import content_id
 from grmjudge._inputs import validate_input as validate_call
-from grmjudge._sync import run_sync
 from grmjudge._version import __version__
 from grmjudge.classifier import ChatClassifier
 from grmjudge.exceptions import InvalidInputError
@@ -34,7 +33,7 @@ SCALAR_TEMPLATE_ID = "scalar-rm"
 """``provenance.template_id`` of a scalar RM: no judge template, the model's own chat template renders."""
 
 
-class ScalarJudge:
+class ScalarJudge(JudgeFacade):
     """A scalar reward model as a judge: ``await ScalarJudge(classifier).score(query, responses)``.
 
     ``seed`` seeds the tie-break between equal top scores, with the same derivation as
@@ -108,38 +107,12 @@ class ScalarJudge:
 
         return await run_batch(items, score_item, concurrency=concurrency)
 
-    def score_sync(
-        self, query: Query, responses: Sequence[str], k: int = 1, meta: bool = False, **kw: Any
-    ) -> ScoreResult:
-        """Blocking :meth:`score` for scripts; raises :class:`SyncInAsyncContextError` inside an event loop."""
-        return run_sync(self._closing_loop(lambda: self.score(query, responses, k, meta, **kw)), method="judge.score")
-
-    def score_many_sync(
-        self, items: Iterable[JudgeItem | Mapping[str, Any]], k: int = 1, meta: bool = False, **kw: Any
-    ) -> list[BatchResult]:
-        """Blocking :meth:`score_many`; raises :class:`SyncInAsyncContextError` inside an event loop."""
-        return run_sync(self._closing_loop(lambda: self.score_many(items, k, meta, **kw)), method="judge.score_many")
-
     async def aclose(self) -> None:
         """Close the classifier."""
         await self.classifier.aclose()
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    def _closing_loop(self, make: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
-        async def run() -> T:
-            try:
-                return await make()
-            finally:
-                await self.classifier.reset_connections()
-
-        return run
+    async def _release_loop_resources(self) -> None:
+        await self.classifier.reset_connections()
 
     def _provenance(self, item_id: str) -> Provenance:
         return Provenance(
@@ -159,4 +132,3 @@ class ScalarJudge:
             max_tokens=0,
             max_resample_rounds=0,
         )
-

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from grmjudge._version import __version__
 from grmjudge.cli import score
 
-
 DELEGATED = {
     "eval": ("grmjudge.eval.cli", "evaluate a judge on reward-model benchmarks (extra 'eval')"),
     "train": ("grmjudge.training.cli", "train a GRM and its meta RM with SPCT (extra 'train')"),

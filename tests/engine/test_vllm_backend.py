@@ -40,7 +40,6 @@ QUERY = "How do I sort a list in Python?"
 RESPONSES = ["Use sorted(xs) for a new list.", "Call xs.sort() to sort in place."]
 
 
-
 def request(text: str = "What is the capital of France?", **kw: Any) -> GenerationRequest:
     return GenerationRequest(messages=(Message(role="user", content=text),), **kw)
 

@@ -143,3 +143,24 @@ def test_the_grmjudge_command_delegates_train(capsys: pytest.CaptureFixture[str]
 def test_runs_as_a_module() -> None:
     out = subprocess.run([sys.executable, "-m", "grmjudge.training", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "meta-rm" in out.stdout
+
+
+def test_meta_sample_against_an_openai_compatible_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The meta-sample command end to end: the fake server's judgement is right for one item, tied for another."""
+    from tests.servers import serve
+
+    items = [
+        pair_item("item-right").model_copy(update={"responses": ("GOOD answer!", "bad answer")}),
+        pair_item("item-tie").model_copy(update={"responses": ("GOOD", "weak")}),
+    ]
+    data = tmp_path / "items.jsonl"
+    write_examples(data, items)
+    with serve() as server:
+        code = main(
+            ["meta-sample", "--data", str(data), "--sampler", "openai:fake-grm", "--sampler_base_url", server.base_url]
+            + ["--output_dir", str(tmp_path / "meta"), "--max_tokens", "64"]
+        )
+    assert code == 0
+    rows = [json.loads(line) for line in (tmp_path / "meta" / "meta.jsonl").read_text().splitlines()]
+    assert rows, "the command wrote no meta-RM rows"
+    assert {row["label"] for row in rows} == {0, 1}  # right judgements are positives, ties negatives

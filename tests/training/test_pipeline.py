@@ -178,6 +178,20 @@ def test_grpo_with_spct_reward(
     assert len(result_.samples) == 2 and all(sample.text is not None for sample in result_.samples)
 
 
+def test_grpo_runs_through_its_command(
+    sft_dir: Path, items_file: Path, templates: tuple[Path, Path], work: Path
+) -> None:
+    out = work / "grpo-command"
+    args = ["grpo", "--model_name_or_path", str(sft_dir), "--data", str(items_file), "--output_dir", str(out)]
+    args += ["--template", str(templates[0]), "--single_template", str(templates[1]), "--max_steps", "2"]
+    args += ["--per_device_train_batch_size", "8", "--num_generations", "4", "--max_completion_length", "16"]
+    args += ["--learning_rate", "1e-5", "--max_prompt_tokens", "512", "--disable_tqdm", "true"]
+    args += ["--use_cpu", "true", "--bf16", "false", "--report_to", "none", "--save_strategy", "no"]
+    assert main(args) == 0
+    assert changed(weights(sft_dir), weights(out))
+    assert json.loads((out / "run_card.json").read_text())["config"]["beta"] == 0.08
+
+
 def test_grpo_drops_prompts_over_the_token_budget(
     sft_dir: Path, items_file: Path, templates: tuple[Path, Path], work: Path
 ) -> None:

@@ -8,11 +8,8 @@ from typing import Any
 
 from grmjudge.backends._spec import backend_from_spec
 from grmjudge.backends.base import Backend
-from grmjudge.exceptions import ConfigurationError
-from grmjudge.meta import MetaScorer
+from grmjudge.meta import MetaScorer, meta_from_spec
 from grmjudge.settings import JudgeSettings, RateLimits
-
-META_KINDS = ("http", "hf")
 
 
 @dataclass(frozen=True)
@@ -44,23 +41,8 @@ def build_backend(options: JudgeOptions) -> Backend:
 
 
 def build_meta(options: JudgeOptions) -> MetaScorer | None:
-    """The meta RM ``--meta`` names: ``http:MODEL`` (a vLLM classifier at ``--meta-base-url``) or ``hf:PATH``."""
-    if options.meta is None:
-        return None
-    kind, sep, model = options.meta.partition(":")
-    if not sep or not model or kind not in META_KINDS:
-        raise ConfigurationError(
-            f"--meta must look like 'http:MODEL' (with --meta-base-url) or 'hf:PATH', got {options.meta!r}"
-        )
-    if kind == "http":
-        if options.meta_base_url is None:
-            raise ConfigurationError("--meta http:MODEL needs --meta-base-url, the vLLM server that serves it")
-        from grmjudge.meta.http import HTTPMetaScorer
-
-        return HTTPMetaScorer(options.meta_base_url, model)
-    from grmjudge.meta.transformers import TransformersMetaScorer
-
-    return TransformersMetaScorer(model)
+    """The meta RM ``--meta`` names, if any (see [`meta_from_spec`][grmjudge.meta.meta_from_spec])."""
+    return meta_from_spec(options.meta, options.meta_base_url) if options.meta is not None else None
 
 
 def build_settings(options: JudgeOptions) -> JudgeSettings:

@@ -18,10 +18,10 @@ from pydantic import ValidationError
 from grmjudge.eval.loaders import BENCHMARK_NAMES
 from grmjudge.eval.outcomes import TiePolicy
 from grmjudge.exceptions import ConfigurationError, GRMJudgeError
+from grmjudge.meta import meta_from_spec
 
 if TYPE_CHECKING:
     from grmjudge.eval.runner import AnyJudge
-    from grmjudge.meta import MetaScorer
 
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
 
@@ -194,22 +194,6 @@ def build_judge(ns: argparse.Namespace) -> AnyJudge:
     if ns.cache is not None:
         judge.cache = SQLiteCache(ns.cache)
     return judge
-
-
-def meta_from_spec(spec: str, base_url: str | None) -> MetaScorer:
-    """``http:MODEL`` (a vLLM classifier at ``base_url``) or ``hf:PATH`` (a local one)."""
-    kind, sep, model = spec.partition(":")
-    if not sep or not model or kind not in ("http", "hf"):
-        raise ConfigurationError(f"--meta must look like 'http:MODEL' or 'hf:PATH', got {spec!r}")
-    if kind == "http":
-        if base_url is None:
-            raise ConfigurationError("--meta http:MODEL needs --meta-base-url, the server that serves it")
-        from grmjudge.meta.http import HTTPMetaScorer
-
-        return HTTPMetaScorer(base_url, model)
-    from grmjudge.meta.transformers import TransformersMetaScorer
-
-    return TransformersMetaScorer(model)
 
 
 def _scalar(spec: str, base_url: str | None, seed: int) -> AnyJudge:

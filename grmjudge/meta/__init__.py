@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import BaseModel, ConfigDict
 
+from grmjudge.exceptions import ConfigurationError
 from grmjudge.prompts import meta_messages
 from grmjudge.types import Message
 
@@ -82,6 +83,24 @@ def __getattr__(name: str) -> Any:
 
         return HTTPMetaScorer
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def meta_from_spec(spec: str, base_url: str | None = None) -> MetaScorer:
+    """The meta RM a command line names: ``http:MODEL`` (a vLLM classifier at ``base_url``) or ``hf:PATH``."""
+    kind, sep, model = spec.partition(":")
+    if not sep or not model or kind not in ("http", "hf"):
+        raise ConfigurationError(
+            f"--meta must look like 'http:MODEL' (with --meta-base-url) or 'hf:PATH', got {spec!r}"
+        )
+    if kind == "http":
+        if base_url is None:
+            raise ConfigurationError("--meta http:MODEL needs --meta-base-url, the vLLM server that serves it")
+        from grmjudge.meta.http import HTTPMetaScorer
+
+        return HTTPMetaScorer(base_url, model)
+    from grmjudge.meta.transformers import TransformersMetaScorer
+
+    return TransformersMetaScorer(model)
 
 
 __all__ = ["FunctionMetaScorer", "HTTPMetaScorer", "MetaInput", "MetaScorer", "TransformersMetaScorer"]

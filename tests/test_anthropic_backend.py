@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +32,8 @@ from grmjudge.backends.anthropic import AnthropicBackend
 from grmjudge.testing.fake_anthropic import FakeAnthropicRequest, FakeAnthropicServer
 from grmjudge.testing.fake_openai import Reply, default_judgement
 from tests.judges import BLOCK, length_score
+from tests.scripted_http import MockClient, Script, Step, raise_read_timeout, recorder
+from tests.servers import serve
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BASE_URL = "http://fake"
@@ -623,18 +622,6 @@ async def test_own_client_is_closed_by_reset_connections_and_aclose() -> None:
 
 # ---------------------------------------------------------------- scripted faults on a mock transport
 
-Step = Callable[[httpx.Request], httpx.Response]
-
-
-def recorder() -> tuple[list[float], Callable[[float], Any]]:
-    """An injected backoff sleep that records the delay instead of waiting."""
-    waits: list[float] = []
-
-    async def sleep(delay: float) -> None:
-        waits.append(delay)
-
-    return waits, sleep
-
 
 def message(text: str = "Scores: \\boxed{6, 4}", stop_reason: str | None = "end_turn", **fields: Any) -> dict[str, Any]:
     return {
@@ -656,42 +643,6 @@ def answer(payload: dict[str, Any] | None = None) -> Step:
 def anthropic_error(code: int, error_type: str, headers: dict[str, str] | None = None) -> Step:
     body = {"type": "error", "error": {"type": error_type, "message": f"{error_type} happened"}}
     return lambda request: httpx.Response(code, headers=headers, json=body)
-
-
-def raise_read_timeout(request: httpx.Request) -> httpx.Response:
-    raise httpx.ReadTimeout("read timed out", request=request)
-
-
-class Script:
-    """A MockTransport handler that plays its steps in order and repeats the last one; it records each request."""
-
-    def __init__(self, *steps: Step) -> None:
-        self.steps = steps
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        return self.steps[min(len(self.requests), len(self.steps)) - 1](request)
-
-    @property
-    def calls(self) -> int:
-        return len(self.requests)
-
-
-MockClient = Callable[[Script], httpx.AsyncClient]
-
-
-@pytest.fixture
-async def mock_client() -> AsyncIterator[MockClient]:
-    clients: list[httpx.AsyncClient] = []
-
-    def make(script: Script) -> httpx.AsyncClient:
-        clients.append(httpx.AsyncClient(transport=httpx.MockTransport(script)))
-        return clients[-1]
-
-    yield make
-    for c in clients:
-        await c.aclose()
 
 
 def on_mock(make: MockClient, script: Script, retry: RetryPolicy) -> AnthropicBackend:
@@ -852,40 +803,12 @@ async def test_a_header_cannot_duplicate_the_key_or_the_version_under_another_sp
 # ---------------------------------------------------------------- the default client over real TCP
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def tcp_server() -> Iterator[str]:
     """The fake Messages API under uvicorn in its own process, requiring SECRET; yields its base URL."""
     pytest.importorskip("uvicorn")
-    port = free_port()
-    command = [sys.executable, "-m", "grmjudge.testing.fake_anthropic", "--port", str(port), "--api-key", SECRET]
-    with subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as process:
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5, headers=GOOD_HEADERS) as c:
-                deadline = time.monotonic() + 20
-                while True:
-                    assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
-                    try:
-                        if c.get("/v1/models").status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    assert time.monotonic() < deadline, "the fake server did not start in time"
-                    time.sleep(0.05)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    with serve("grmjudge.testing.fake_anthropic", ["--api-key", SECRET], headers=GOOD_HEADERS) as server:
+        yield server.root
 
 
 @pytest.mark.anyio

@@ -40,6 +40,7 @@ from grmjudge.backends import OpenAIBackend, _http
 from grmjudge.backends._http import AiohttpTransport, HttpxTransport, parse_retry_after
 from grmjudge.testing.fake_openai import FakeOpenAIServer, FakeRequest, default_judgement
 
+from .scripted_http import MockClient, Script, Step, raise_read_timeout, recorder
 from .servers import free_port, serve
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -286,10 +287,6 @@ def raise_connect(request: httpx.Request) -> httpx.Response:
     raise httpx.ConnectError("connection refused", request=request)
 
 
-def raise_read_timeout(request: httpx.Request) -> httpx.Response:
-    raise httpx.ReadTimeout("read timed out", request=request)
-
-
 @pytest.mark.anyio
 @pytest.mark.parametrize(
     "handler",
@@ -420,18 +417,6 @@ async def test_supports_n_false_fans_out_one_request_per_sample(
 
 # ---------------------------------------------------------------- scripted faults on a mock transport
 
-Step = Callable[[httpx.Request], httpx.Response]
-
-
-def recorder() -> tuple[list[float], Callable[[float], Any]]:
-    """An injected backoff sleep that records the delay instead of waiting."""
-    waits: list[float] = []
-
-    async def sleep(delay: float) -> None:
-        waits.append(delay)
-
-    return waits, sleep
-
 
 def judged(finish: Callable[[int], str] = lambda index: "stop") -> Step:
     """A 200 answer as the fake server would give it (its default judgement), per the request's n."""
@@ -451,38 +436,6 @@ def judged(finish: Callable[[int], str] = lambda index: "stop") -> Step:
 
 def status(code: int, headers: dict[str, str] | None = None, body: str = "") -> Step:
     return lambda request: httpx.Response(code, headers=headers, text=body or f"error {code}")
-
-
-class Script:
-    """A MockTransport handler that plays its steps in order and repeats the last one; it records each request."""
-
-    def __init__(self, *steps: Step) -> None:
-        self.steps = steps
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        return self.steps[min(len(self.requests), len(self.steps)) - 1](request)
-
-    @property
-    def calls(self) -> int:
-        return len(self.requests)
-
-
-@pytest.fixture
-async def mock_client() -> AsyncIterator[Callable[[Script], httpx.AsyncClient]]:
-    clients: list[httpx.AsyncClient] = []
-
-    def make(script: Script) -> httpx.AsyncClient:
-        clients.append(httpx.AsyncClient(transport=httpx.MockTransport(script)))
-        return clients[-1]
-
-    yield make
-    for c in clients:
-        await c.aclose()
-
-
-MockClient = Callable[[Script], httpx.AsyncClient]
 
 
 def on_mock(make: MockClient, script: Script, retry: RetryPolicy, **kwargs: Any) -> OpenAIBackend:

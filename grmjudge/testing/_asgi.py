@@ -50,3 +50,35 @@ async def lifespan(receive: Receive, send: Send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+ErrorBody = Callable[[str, str], dict[str, Any]]
+"""Builds a server's error body from (message, error type)."""
+
+
+async def serve_asgi(
+    scope: Scope, receive: Receive, send: Send, http: Callable[[Scope, Receive, Send], Awaitable[None]]
+) -> None:
+    """The ASGI 3 entry point of a fake server: HTTP goes to ``http``; lifespan is acknowledged for uvicorn."""
+    if scope["type"] == "http":
+        await http(scope, receive, send)
+    elif scope["type"] == "lifespan":
+        await lifespan(receive, send)
+    else:
+        raise ValueError(f"unsupported ASGI scope type {scope['type']!r}")
+
+
+async def route(
+    scope: Scope, send: Send, methods: Mapping[str, str], error: ErrorBody, not_found_type: str
+) -> str | None:
+    """The request's path if ``methods`` allows its method there; else answers 404 or 405 and returns None."""
+    path: str = scope["path"]
+    allowed = methods.get(path)
+    if allowed is None:
+        await send_json(send, 404, error(f"no route for {path}", not_found_type))
+        return None
+    if scope["method"] != allowed:
+        body = error(f"method {scope['method']} not allowed on {path}", "invalid_request_error")
+        await send_json(send, 405, body, [(b"allow", allowed.encode())])
+        return None
+    return path

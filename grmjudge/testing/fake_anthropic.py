@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from grmjudge.testing._asgi import Receive, Scope, Send, lifespan, read_body, send_json, word_count
+from grmjudge.testing._asgi import Receive, Scope, Send, read_body, route, send_json, serve_asgi, word_count
 from grmjudge.testing.fake_openai import FakeRequest, Reply, default_judgement
 
 _MESSAGES_PATH = "/v1/messages"
@@ -243,23 +243,12 @@ class FakeAnthropicServer:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI 3 entry point: HTTP requests and the lifespan protocol (so uvicorn starts cleanly)."""
-        if scope["type"] == "http":
-            await self._http(scope, receive, send)
-        elif scope["type"] == "lifespan":
-            await lifespan(receive, send)
-        else:
-            raise ValueError(f"unsupported ASGI scope type {scope['type']!r}")
+        await serve_asgi(scope, receive, send, self._http)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Route one HTTP request, check its headers and send exactly one response."""
-        path: str = scope["path"]
-        allowed = _ALLOWED_METHODS.get(path)
-        if allowed is None:
-            await send_json(send, 404, _error(f"no route for {path}", "not_found_error"))
-            return
-        if scope["method"] != allowed:
-            error = _error(f"method {scope['method']} not allowed on {path}", "invalid_request_error")
-            await send_json(send, 405, error, [(b"allow", allowed.encode())])
+        path = await route(scope, send, _ALLOWED_METHODS, _error, "not_found_error")
+        if path is None:
             return
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         raw = await read_body(receive)

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from grmjudge.testing._asgi import Receive, Scope, Send, lifespan, read_body, send_json, word_count
+from grmjudge.testing._asgi import Receive, Scope, Send, read_body, route, send_json, serve_asgi, word_count
 
 Reply = str | tuple[str, str]
 """A choice's text, or ``(text, finish_reason)``; a bare text finishes with ``"stop"``."""
@@ -182,23 +182,12 @@ class FakeOpenAIServer:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI 3 entry point: HTTP requests and the lifespan protocol (so uvicorn starts cleanly)."""
-        if scope["type"] == "http":
-            await self._http(scope, receive, send)
-        elif scope["type"] == "lifespan":
-            await lifespan(receive, send)
-        else:
-            raise ValueError(f"unsupported ASGI scope type {scope['type']!r}")
+        await serve_asgi(scope, receive, send, self._http)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Route one HTTP request and send exactly one response."""
-        path: str = scope["path"]
-        allowed = _ALLOWED_METHODS.get(path)
-        if allowed is None:
-            await send_json(send, 404, _error(f"no route for {path}", "invalid_request_error"))
-            return
-        if scope["method"] != allowed:
-            error = _error(f"method {scope['method']} not allowed on {path}", "invalid_request_error")
-            await send_json(send, 405, error, [(b"allow", allowed.encode())])
+        path = await route(scope, send, _ALLOWED_METHODS, _error, "invalid_request_error")
+        if path is None:
             return
         if path == _MODELS_PATH:
             await send_json(send, 200, {"object": "list", "data": [{"id": self.model, "object": "model"}]})

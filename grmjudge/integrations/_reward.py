@@ -1,0 +1,409 @@
+"""What the TRL and verl adapters share: grouping, judging, turning votes into rewards, fallbacks and counters.
+
+A batch of completions is cut into **groups** (completions of the same prompt, at most ``group_size`` each).
+``listwise`` judges each group in one [`Judge.score`][grmjudge.judge.Judge.score] call: every one of the k samples
+sees all the group's completions, shuffled per sample. ``reference`` judges each completion against a reference
+answer, one call per completion. A call without a verdict gives each completion it covers the ``fallback``
+reward; it is logged (logger ``grmjudge.integrations``) and counted in
+[`RewardStats`][grmjudge.integrations.RewardStats].
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import weakref
+from collections import Counter
+from collections.abc import AsyncGenerator, Hashable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, get_args
+
+import anyio
+import anyio.lowlevel
+
+from grmjudge._lifecycle import Closable
+from grmjudge._sync import run_sync
+from grmjudge._tasks import task_group
+from grmjudge.exceptions import ConfigurationError, InvalidInputError, NoVerdictError
+from grmjudge.judge import Judge
+from grmjudge.meta import MetaScorer
+from grmjudge.prompts import normalise_query
+from grmjudge.training.rewards import completion_text
+from grmjudge.types import Message
+
+logger = logging.getLogger("grmjudge.integrations")
+
+Mode = Literal["listwise", "reference"]
+"""``listwise``: one call per group, all its completions in one prompt. ``reference``: one call per completion,
+judged as a pair with its reference answer."""
+
+Normalisation = Literal["mean", "unit", "zscore", "rank", "raw"]
+"""How summed votes become rewards (see `normalise`)."""
+
+Reward = float | None
+
+
+@dataclass(frozen=True)
+class RewardItem:
+    """One completion to reward: its prompt as messages, its text, its group key, and its reference (if any)."""
+
+    query: tuple[Message, ...]
+    response: str
+    group: Hashable
+    reference: str | None = None
+
+
+@dataclass
+class RewardStats:
+    """Counters over the batches a reward has scored, so GRM failures are visible, never silent numbers.
+
+    Attributes:
+        batches: Calls of the reward (verl's collected groups count one each).
+        completions: Completions rewarded.
+        groups: Groups formed.
+        partial_groups: Groups smaller than the group size (a prompt's completions split across processes or
+            calls), judged on their own.
+        judge_calls: ``Judge.score`` calls: one per group (listwise) or per completion (reference).
+        no_verdict_calls: Calls without a verdict.
+        fallback_rewards: Completions that got the fallback reward because their call had no verdict.
+        samples: GRM samples drawn.
+        valid_samples: GRM samples that parsed into scores.
+        reference_wins: Completions scored strictly above their reference (reference mode).
+        failures: Failed GRM samples by reason (``no_boxed``, ``truncated``, a backend error class, ...).
+    """
+
+    batches: int = 0
+    completions: int = 0
+    groups: int = 0
+    partial_groups: int = 0
+    judge_calls: int = 0
+    no_verdict_calls: int = 0
+    fallback_rewards: int = 0
+    samples: int = 0
+    valid_samples: int = 0
+    reference_wins: int = 0
+    failures: Counter[str] = field(default_factory=Counter[str])
+
+    def add(self, other: RewardStats) -> None:
+        """Add another batch's counts to these."""
+        for counter in fields(self):
+            if counter.name == "failures":
+                self.failures.update(other.failures)
+            else:
+                setattr(self, counter.name, getattr(self, counter.name) + getattr(other, counter.name))
+
+    @property
+    def fallback_rate(self) -> float:
+        """The share of completions that got the fallback reward (0.0 before any completion)."""
+        return self.fallback_rewards / self.completions if self.completions else 0.0
+
+    @property
+    def valid_sample_rate(self) -> float:
+        """The share of GRM samples that parsed into scores (0.0 before any sample)."""
+        return self.valid_samples / self.samples if self.samples else 0.0
+
+
+@dataclass(frozen=True)
+class Vote:
+    """The summed votes one completion got in its call, and how many samples were summed."""
+
+    total: float
+    kept: int
+
+    @property
+    def mean(self) -> float:
+        """The average score per kept sample, in the template's score range."""
+        return self.total / self.kept
+
+
+def normalise(votes: Sequence[Vote | None], method: Normalisation, score_range: tuple[int, int]) -> list[Reward]:
+    """Rewards for one group's votes; ``None`` stays ``None`` (no verdict) and is left out of the group statistics.
+
+    ``raw``: the summed votes (they grow with the number of valid samples). ``mean``: votes per kept sample, in
+    the template's range (1-10 for the default template). ``unit``: ``mean`` mapped onto [0, 1]. ``zscore``:
+    ``mean`` centred on the group's average and divided by its population std (all 0.0 when the group is
+    level). ``rank``: the rank within the group on [0, 1], 1 the best, ties sharing their average rank, 0.5 for
+    a group of one.
+    """
+    means = [vote.mean for vote in votes if vote is not None]
+    if method == "raw":
+        return [None if vote is None else vote.total for vote in votes]
+    if method == "mean":
+        return [None if vote is None else vote.mean for vote in votes]
+    if method == "unit":
+        low, high = score_range
+        return [None if vote is None else (vote.mean - low) / (high - low) for vote in votes]
+    if method == "zscore":
+        centre = sum(means) / len(means) if means else 0.0
+        spread = math.sqrt(sum((m - centre) ** 2 for m in means) / len(means)) if means else 0.0
+        return [None if vote is None else (vote.mean - centre) / spread if spread else 0.0 for vote in votes]
+    return [None if vote is None else _rank(vote.mean, means) for vote in votes]
+
+
+def _rank(value: float, values: Sequence[float]) -> float:
+    if len(values) == 1:
+        return 0.5
+    below = sum(1 for v in values if v < value)
+    ties = sum(1 for v in values if v == value)
+    return (below + (ties - 1) / 2) / (len(values) - 1)
+
+
+def plan_groups(keys: Sequence[Hashable], size: int | None) -> list[list[int]]:
+    """Positions grouped by key, in order of first appearance, cut into runs of at most ``size``.
+
+    TRL lays a batch out as runs of ``num_generations`` completions of one prompt; cutting by ``size`` keeps two
+    dataset rows with the same prompt as the two groups TRL normalises advantages over.
+    """
+    by_key: dict[Hashable, list[int]] = {}
+    for position, key in enumerate(keys):
+        by_key.setdefault(key, []).append(position)
+    groups: list[list[int]] = []
+    for positions in by_key.values():
+        step = size or len(positions)
+        groups.extend(positions[start : start + step] for start in range(0, len(positions), step))
+    return groups
+
+
+def batch_list(values: object, name: str) -> list[Any]:
+    """A batch argument as a list: any sized iterable (a list, a numpy array), but not a string or a mapping."""
+    if isinstance(values, str | bytes | Mapping) or not isinstance(values, Iterable):
+        kind: str = type(values).__name__  # pyright: ignore[reportUnknownArgumentType]
+        raise InvalidInputError(f"{name} must be a list with one entry per completion, got {kind}")
+    return list(values)  # pyright: ignore[reportUnknownArgumentType]
+
+
+def query_of(prompt: object, where: str) -> tuple[Message, ...]:
+    """A prompt (a string or a list of chat messages) as the judge's query, or an error naming ``where``."""
+    if not isinstance(prompt, str) and (isinstance(prompt, Mapping) or not isinstance(prompt, Iterable)):
+        kind: str = type(prompt).__name__  # pyright: ignore[reportUnknownArgumentType]
+        raise InvalidInputError(f"{where} must be a string or a list of messages, got {kind}")
+    try:
+        return normalise_query(prompt if isinstance(prompt, str) else list(prompt))  # pyright: ignore[reportUnknownArgumentType]
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{where}: {exc}") from exc
+
+
+def response_of(completion: object, where: str) -> str:
+    """A completion's text (a string, or the last message of a conversational completion)."""
+    try:
+        return completion_text(completion)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{where}: {exc}") from exc
+
+
+def reference_of(value: object, where: str) -> str:
+    """A reference answer, which must be a string."""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{where} must be a string reference answer, got {type(value).__name__}")
+    return value
+
+
+class GroupRewarder:
+    """Turns batches of completions into rewards with a judge; see the module docstring for the rules."""
+
+    def __init__(
+        self,
+        judge: Judge,
+        *,
+        k: int,
+        meta: bool,
+        mode: Mode,
+        normalisation: Normalisation,
+        fallback: float | None,
+        group_size: int | None,
+        max_concurrent_calls: int,
+        name: str,
+    ) -> None:
+        _check_options(judge, k, meta, mode, normalisation, fallback, group_size, max_concurrent_calls)
+        self.judge = judge
+        self.k = k
+        self.meta = meta
+        self.mode: Mode = mode
+        self.normalisation: Normalisation = normalisation
+        self.fallback = fallback
+        self.group_size = group_size
+        self.max_concurrent_calls = max_concurrent_calls
+        self.name = name
+        self.stats = RewardStats()
+        """Counts over every batch so far."""
+        self._warned_partial = False
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._limiter_loop: object = None
+
+    async def rewards(self, items: Sequence[RewardItem]) -> tuple[list[Reward], RewardStats]:
+        """One reward per item, in order, and this batch's counts (also added to `stats`)."""
+        batch = RewardStats(batches=1, completions=len(items))
+        groups = plan_groups([item.group for item in items], self.group_size)
+        batch.groups = len(groups)
+        batch.partial_groups = sum(1 for g in groups if self.group_size is not None and len(g) < self.group_size)
+        rewards: list[Reward] = [None] * len(items)
+        limiter = self._current_limiter()
+        async with _holding_connections(self.judge), task_group() as tg:
+            for group in groups:
+                tg.start_soon(self._reward_group, group, items, rewards, batch, limiter)
+        self.stats.add(batch)
+        if batch.partial_groups and not self._warned_partial:
+            self._warned_partial = True
+            logger.warning(
+                "%s: %d group(s) had fewer than %s completions (a prompt's completions split across processes or "
+                "calls); each part is judged on its own. Counted in stats.partial_groups; not repeated.",
+                self.name,
+                batch.partial_groups,
+                self.group_size,
+            )
+        return rewards, batch
+
+    def rewards_blocking(self, items: Sequence[RewardItem], *, method: str) -> tuple[list[Reward], RewardStats]:
+        """`rewards` from synchronous code, in a fresh event loop per call; ``method`` names the async twin.
+
+        Blocking calls from several threads take turns: a backend's connections serve one event loop at a time.
+        """
+        with _blocking_turns:
+            return run_sync(lambda: self.rewards(items), method=method)
+
+    def _current_limiter(self) -> anyio.CapacityLimiter:
+        """One bound on judge calls across all of this reward's batches in flight on the current event loop."""
+        loop = anyio.lowlevel.current_token().native_token
+        if self._limiter is None or self._limiter_loop is not loop:
+            self._limiter = anyio.CapacityLimiter(self.max_concurrent_calls)
+            self._limiter_loop = loop
+        return self._limiter
+
+    async def _reward_group(
+        self,
+        positions: list[int],
+        items: Sequence[RewardItem],
+        rewards: list[Reward],
+        batch: RewardStats,
+        limiter: anyio.CapacityLimiter,
+    ) -> None:
+        members = [items[p] for p in positions]
+        votes: list[Vote | None] = [None] * len(members)
+        if self.mode == "listwise":
+            async with limiter:
+                totals = await self._score(members[0].query, [m.response for m in members], positions, batch)
+            if totals is not None:
+                votes = [Vote(total, totals[1]) for total in totals[0]]
+        else:
+            async with task_group() as tg:
+                for slot, (position, member) in enumerate(zip(positions, members, strict=True)):
+                    tg.start_soon(self._against_reference, member, position, slot, votes, batch, limiter)
+        values = normalise(votes, self.normalisation, self.judge.settings.template.score_range)
+        for position, vote, value in zip(positions, votes, values, strict=True):
+            rewards[position] = self.fallback if vote is None else value
+            batch.fallback_rewards += vote is None
+
+    async def _against_reference(
+        self,
+        member: RewardItem,
+        position: int,
+        slot: int,
+        votes: list[Vote | None],
+        batch: RewardStats,
+        limiter: anyio.CapacityLimiter,
+    ) -> None:
+        assert member.reference is not None  # the adapters check it
+        async with limiter:
+            totals = await self._score(member.query, [member.response, member.reference], [position], batch)
+        if totals is not None:
+            (own, reference), kept = totals
+            votes[slot] = Vote(own, kept)
+            batch.reference_wins += own > reference
+
+    async def _score(
+        self, query: tuple[Message, ...], responses: list[str], positions: list[int], batch: RewardStats
+    ) -> tuple[list[float], int] | None:
+        """The summed votes and the number of kept samples, or ``None`` (logged) without a verdict."""
+        batch.judge_calls += 1
+        try:
+            result = await self.judge.score(query, responses, k=self.k, meta=self.meta)
+        except NoVerdictError as exc:  # a judge with raise_on_no_verdict=True
+            batch.samples += sum(exc.no_verdict.failures.values())
+            batch.failures.update(exc.no_verdict.failures)
+            return self._no_verdict(positions, exc.no_verdict.message, batch)
+        batch.samples += len(result.samples)
+        batch.valid_samples += result.n_valid
+        batch.failures.update(s.error.reason for s in result.samples if s.error is not None)
+        if result.scores is None:
+            message = result.no_verdict.message if result.no_verdict is not None else "no valid judgement"
+            return self._no_verdict(positions, message, batch)
+        return result.scores, result.n_kept
+
+    def _no_verdict(self, positions: list[int], message: str, batch: RewardStats) -> None:
+        batch.no_verdict_calls += 1
+        logger.warning(
+            "%s: the GRM gave no verdict for the completion(s) at batch position(s) %s: %s; reward %s",
+            self.name,
+            ", ".join(map(str, positions)),
+            message,
+            self.fallback,
+        )
+
+
+def _check_options(
+    judge: Judge,
+    k: int,
+    meta: bool,
+    mode: str,
+    normalisation: str,
+    fallback: float | None,
+    group_size: int | None,
+    max_concurrent_calls: int,
+) -> None:
+    if not isinstance(judge, Judge):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise ConfigurationError(f"the reward needs a grmjudge.Judge, got {type(judge).__name__}")
+    for label, value, low in (("k", k, 1), ("max_concurrent_calls", max_concurrent_calls, 1)):
+        if not _is_int(value) or value < low:
+            raise ConfigurationError(f"{label} must be a positive integer, got {value!r}")
+    if group_size is not None and (not _is_int(group_size) or group_size < 1):
+        raise ConfigurationError(f"group_size must be a positive integer or None, got {group_size!r}")
+    if mode not in get_args(Mode):
+        raise ConfigurationError(f"mode must be one of {get_args(Mode)}, got {mode!r}")
+    if normalisation not in get_args(Normalisation):
+        raise ConfigurationError(f"normalisation must be one of {get_args(Normalisation)}, got {normalisation!r}")
+    if fallback is not None and (not isinstance(fallback, int | float) or not math.isfinite(fallback)):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise ConfigurationError(f"fallback must be a finite number or None, got {fallback!r}")
+    if meta and judge.meta is None:
+        raise ConfigurationError("meta=True needs a judge with a meta scorer: Judge(backend, meta=...)")
+    template = judge.settings.template
+    if not template.numbered:
+        raise ConfigurationError(
+            f"template {template.id!r} takes exactly one response; listwise and reference judging show several"
+        )
+    low, high = template.score_range
+    if normalisation == "unit" and low == high:
+        raise ConfigurationError(f"normalisation='unit' needs a score range wider than {template.score_range}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_blocking_turns = threading.Lock()
+_in_flight: weakref.WeakKeyDictionary[Closable | MetaScorer, int] = weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def _holding_connections(judge: Judge) -> AsyncGenerator[None]:
+    """Release the connections of the judge's backend (and meta scorer) when the last batch using them ends.
+
+    An HTTP session belongs to the event loop that opened it, and reward functions run on whatever loop their
+    trainer gives them (TRL's own background loop, a fresh loop per blocking call, verl's worker loops). Opening
+    connections per batch and closing them at its end keeps every session on the loop that uses it; the cost,
+    one connection set-up per batch, is nothing next to a GRM generation. Batches in flight are counted per
+    backend, so two rewards sharing one backend never close connections under each other.
+    """
+    resources = [judge.backend] if judge.meta is None else [judge.backend, judge.meta]
+    for resource in resources:
+        _in_flight[resource] = _in_flight.get(resource, 0) + 1
+    try:
+        yield
+    finally:
+        with anyio.CancelScope(shield=True):
+            for resource in resources:
+                _in_flight[resource] -= 1
+                if _in_flight[resource] == 0:
+                    del _in_flight[resource]
+                    await resource.reset_connections()

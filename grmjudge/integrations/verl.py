@@ -1,0 +1,296 @@
+"""A GRM as a verl custom reward function; verl itself is never imported.
+
+verl loads a function from a file (``reward.custom_reward_function.path`` / ``.name`` in verl 0.9 and 0.10,
+``custom_reward_function.path`` / ``.name`` up to 0.8; the name defaults to ``compute_score``) and calls it:
+
+- one completion per call, with the ``naive``, ``dapo``, ``limit`` and other reward managers:
+  ``compute_score(data_source, solution_str, ground_truth, extra_info, **kwargs) -> float``;
+- a batch per call with the ``batch`` reward manager (``reward.reward_manager.name=batch``; up to 0.8
+  ``reward_model.reward_manager=batch``): ``compute_score(data_sources, solution_strs, ground_truths,
+  extra_infos, **kwargs) -> list[float]``.
+
+verl 0.9+ (the Reward Loop) awaits ``async def`` functions and runs blocking ones in worker threads; older
+versions call them blocking. Extra keywords (``reward_router_address``, ``reward_model_tokenizer``, the
+config's ``reward_kwargs``) are accepted and ignored. verl does not pass the prompt: the data must carry it in
+``extra_info`` (``extra_info["question"]`` by default, as a string or a list of chat messages).
+
+[`VerlGRMReward`][grmjudge.integrations.verl.VerlGRMReward] groups completions by the verl ``uid`` that the
+batch reward manager puts into ``extra_info`` (when present) and the prompt, and judges each group listwise, or
+each completion against ``ground_truth`` as the reference answer. With ``group_size`` set, completions of one
+prompt arriving in concurrent calls on one event loop (verl's Reward Loop scores a batch's completions as
+concurrent tasks) are collected until the group is complete or ``max_wait`` seconds have passed, then judged
+together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+
+from grmjudge._tasks import task_group
+from grmjudge.exceptions import ConfigurationError, InvalidInputError
+from grmjudge.integrations._reward import (
+    GroupRewarder,
+    Mode,
+    Normalisation,
+    Reward,
+    RewardItem,
+    RewardStats,
+    batch_list,
+    query_of,
+    reference_of,
+)
+from grmjudge.judge import Judge
+
+__all__ = ["VerlGRMReward"]
+
+
+class VerlGRMReward:
+    """A GRM-backed verl reward. Expose its methods under the names verl's config points at.
+
+    Args:
+        judge: The GRM judge; its settings (template, temperature, ``max_tokens``, seed) apply to every call.
+        k: Samples per judge call, voted; each sees the responses in its own shuffled order.
+        meta: Keep only the best ``k_meta`` samples by the judge's meta scorer.
+        mode: ``"listwise"`` (one call per group of a prompt's completions) or ``"reference"`` (one pairwise
+            call per completion against its ``ground_truth``).
+        normalisation: ``"mean"`` (default), ``"unit"``, ``"zscore"``, ``"rank"`` or ``"raw"``, as in the TRL
+            adapter.
+        fallback: The reward of a completion whose call gave no verdict; verl needs a number. In listwise
+            mode the whole group gets it, so GRPO gives the group no advantage whatever the value; in
+            reference mode choose it on the normalisation's scale. Logged and counted in ``stats``.
+        query_key: The ``extra_info`` key holding the prompt the policy answered.
+        group_size: The rollout ``n`` (``actor_rollout_ref.rollout.n``). Set, it caps groups at that size and
+            lets single-completion calls be collected into groups; ``None`` judges what one call brings.
+        max_wait: Seconds a collected group waits for its missing completions before it is judged as it is.
+        max_concurrent_calls: Judge calls in flight at once.
+        name: The name used in log messages.
+    """
+
+    def __init__(
+        self,
+        judge: Judge,
+        *,
+        k: int = 4,
+        meta: bool = False,
+        mode: Mode = "listwise",
+        normalisation: Normalisation = "mean",
+        fallback: float = 0.0,
+        query_key: str = "question",
+        group_size: int | None = None,
+        max_wait: float = 10.0,
+        max_concurrent_calls: int = 16,
+        name: str = "grm_reward",
+    ) -> None:
+        if fallback is None:  # pyright: ignore[reportUnnecessaryComparison]
+            raise ConfigurationError("verl needs a number for every completion: give fallback a float")
+        if not max_wait >= 0:
+            raise ConfigurationError(f"max_wait must be a number of seconds >= 0, got {max_wait!r}")
+        self._rewarder = GroupRewarder(
+            judge,
+            k=k,
+            meta=meta,
+            mode=mode,
+            normalisation=normalisation,
+            fallback=fallback,
+            group_size=group_size,
+            max_concurrent_calls=max_concurrent_calls,
+            name=name,
+        )
+        self.query_key = query_key
+        self._collector = None if group_size is None else _GroupCollector(self._rewarder, group_size, max_wait)
+
+    def __repr__(self) -> str:
+        r = self._rewarder
+        return f"VerlGRMReward(judge={r.judge!r}, k={r.k}, mode={r.mode!r}, normalisation={r.normalisation!r})"
+
+    @property
+    def stats(self) -> RewardStats:
+        """Counts over every call so far: judge calls, samples, no-verdict calls, fallback rewards, failures."""
+        return self._rewarder.stats
+
+    async def compute_score(
+        self,
+        data_source: Any,
+        solution_str: str,
+        ground_truth: Any,
+        extra_info: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> float:
+        """The per-completion reward for verl (``async``). Listwise mode needs ``group_size`` to collect groups."""
+        self._check_single_listwise(blocking=False)
+        item = self._item(solution_str, ground_truth, extra_info, "")
+        return (await self._rewards([item]))[0]
+
+    async def compute_score_batch(
+        self,
+        data_sources: Sequence[Any],
+        solution_strs: Sequence[str],
+        ground_truths: Sequence[Any],
+        extra_infos: Sequence[Mapping[str, Any] | None],
+        **kwargs: Any,
+    ) -> list[float]:
+        """The batched reward for verl (``reward_manager.name=batch``, ``async``): one reward per completion."""
+        return await self._rewards(self._items(solution_strs, ground_truths, extra_infos))
+
+    def compute_score_sync(
+        self,
+        data_source: Any,
+        solution_str: str,
+        ground_truth: Any,
+        extra_info: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> float:
+        """Blocking `compute_score`, for verl up to 0.8; reference mode only (one blocking call sees one completion)."""
+        self._check_single_listwise(blocking=True)
+        item = self._item(solution_str, ground_truth, extra_info, "")
+        return _numbers(self._rewarder.rewards_blocking([item], method="compute_score")[0])[0]
+
+    def compute_score_batch_sync(
+        self,
+        data_sources: Sequence[Any],
+        solution_strs: Sequence[str],
+        ground_truths: Sequence[Any],
+        extra_infos: Sequence[Mapping[str, Any] | None],
+        **kwargs: Any,
+    ) -> list[float]:
+        """Blocking `compute_score_batch`, for verl up to 0.8; groups are formed within each call."""
+        items = self._items(solution_strs, ground_truths, extra_infos)
+        return _numbers(self._rewarder.rewards_blocking(items, method="compute_score_batch")[0])
+
+    async def _rewards(self, items: list[RewardItem]) -> list[float]:
+        if self._collector is None:
+            return _numbers((await self._rewarder.rewards(items))[0])
+        return _numbers(await self._collector.rewards(items))
+
+    def _check_single_listwise(self, *, blocking: bool) -> None:
+        if self._rewarder.mode != "listwise":
+            return
+        if blocking:
+            raise ConfigurationError(
+                "a blocking per-completion call sees one completion, so it cannot judge a group listwise: use the "
+                "async compute_score with group_size, compute_score_batch_sync with the batch reward manager, or "
+                "mode='reference'"
+            )
+        if self._collector is None:
+            raise ConfigurationError(
+                "compute_score sees one completion per call: set group_size to the rollout n "
+                "(actor_rollout_ref.rollout.n) to collect a prompt's completions, use compute_score_batch with the "
+                "batch reward manager, or mode='reference'"
+            )
+
+    def _items(
+        self, solution_strs: Sequence[str], ground_truths: Sequence[Any], extra_infos: Sequence[Any]
+    ) -> list[RewardItem]:
+        texts = batch_list(solution_strs, "solution_strs")
+        truths = batch_list(ground_truths, "ground_truths")
+        infos = batch_list(extra_infos, "extra_infos")
+        if not len(texts) == len(truths) == len(infos):
+            raise InvalidInputError(
+                f"got {len(texts)} solution_strs, {len(truths)} ground_truths and {len(infos)} extra_infos"
+            )
+        return [self._item(t, g, e, f"[{i}]") for i, (t, g, e) in enumerate(zip(texts, truths, infos, strict=True))]
+
+    def _item(self, solution: object, ground_truth: object, extra_info: object, index: str) -> RewardItem:
+        if not isinstance(solution, str):
+            raise InvalidInputError(f"solution_str{index} must be a string, got {type(solution).__name__}")
+        if not isinstance(extra_info, Mapping) or self.query_key not in extra_info:
+            keys = ", ".join(map(str, extra_info)) if isinstance(extra_info, Mapping) else "no extra_info"  # pyright: ignore[reportUnknownArgumentType]
+            raise InvalidInputError(
+                f"extra_info{index} has no {self.query_key!r}: put the prompt the policy answered into extra_info "
+                f"when preparing the data (found: {keys})"
+            )
+        info: Mapping[str, Any] = extra_info  # pyright: ignore[reportUnknownVariableType]
+        query = query_of(info[self.query_key], f"extra_info{index}[{self.query_key!r}]")
+        reference = None
+        if self._rewarder.mode == "reference":
+            reference = reference_of(ground_truth, f"ground_truth{index}")
+        group: Hashable = (str(info["uid"]) if "uid" in info else None, query)
+        return RewardItem(query, solution, group, reference)
+
+
+def _numbers(rewards: Sequence[Reward]) -> list[float]:
+    """Rewards as numbers, as verl needs them; the fallback is a number, so ``None`` cannot occur here."""
+    assert all(reward is not None for reward in rewards)
+    return [float(reward) for reward in rewards if reward is not None]
+
+
+@dataclass(eq=False)
+class _OpenGroup:
+    """A group being collected: its completions so far, and what its callers wait on."""
+
+    deadline: float
+    items: list[RewardItem] = field(default_factory=list[RewardItem])
+    full: anyio.Event = field(default_factory=anyio.Event)
+    done: anyio.Event = field(default_factory=anyio.Event)
+    claimed: bool = False
+    rewards: list[Reward] | None = None
+    error: BaseException | None = None
+
+
+class _GroupCollector:
+    """Collects a prompt's completions from concurrent calls on one event loop until the group is complete.
+
+    A group is judged once it holds ``size`` completions or ``max_wait`` seconds after its first arrived; the
+    first of its callers to wake judges it (shielded, so that caller's cancellation cannot strand the others)
+    and every caller reads its own reward. State is kept per event loop.
+    """
+
+    def __init__(self, rewarder: GroupRewarder, size: int, max_wait: float) -> None:
+        self._rewarder = rewarder
+        self._size = size
+        self._max_wait = max_wait
+        self._open: dict[object, dict[Hashable, _OpenGroup]] = {}
+
+    async def rewards(self, items: Sequence[RewardItem]) -> list[Reward]:
+        token = anyio.lowlevel.current_token()
+        open_groups = self._open.setdefault(token, {})
+        memberships = [self._join(open_groups, item) for item in items]
+        try:
+            async with task_group() as tg:
+                for group in dict.fromkeys(group for group, _ in memberships):
+                    tg.start_soon(self._settle, open_groups, group)
+        finally:
+            if not open_groups:
+                self._open.pop(token, None)
+        return [_settled(group)[slot] for group, slot in memberships]
+
+    def _join(self, open_groups: dict[Hashable, _OpenGroup], item: RewardItem) -> tuple[_OpenGroup, int]:
+        group = open_groups.get(item.group)
+        if group is None:
+            group = open_groups[item.group] = _OpenGroup(deadline=anyio.current_time() + self._max_wait)
+        group.items.append(item)
+        if len(group.items) == self._size:
+            del open_groups[item.group]
+            group.full.set()
+        return group, len(group.items) - 1
+
+    async def _settle(self, open_groups: dict[Hashable, _OpenGroup], group: _OpenGroup) -> None:
+        with anyio.move_on_after(group.deadline - anyio.current_time()):
+            await group.full.wait()
+        if group.claimed:
+            await group.done.wait()
+            return
+        group.claimed = True
+        key = group.items[0].group
+        if open_groups.get(key) is group:  # timed out before it filled: later arrivals start a new group
+            del open_groups[key]
+        try:
+            with anyio.CancelScope(shield=True):
+                group.rewards = (await self._rewarder.rewards(group.items))[0]
+        except BaseException as exc:
+            group.error = exc
+            raise
+        finally:
+            group.done.set()
+
+
+def _settled(group: _OpenGroup) -> list[Reward]:
+    if group.error is not None:
+        raise group.error
+    assert group.rewards is not None  # set before done
+    return group.rewards

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from grmjudge._version import __version__
-from grmjudge.cli import score
+from grmjudge.cli import demo, score
 
 DELEGATED = {
     "eval": ("grmjudge.eval.cli", "evaluate a judge on reward-model benchmarks (extra 'eval')"),
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"grmjudge {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     score.add_parser(commands)
+    demo.add_parser(commands)
     for name, (_, summary) in DELEGATED.items():
         commands.add_parser(name, help=summary, add_help=False)
     return parser

@@ -47,6 +47,7 @@ _OFFICIAL: dict[str, TiePolicy] = {
     "rmb": TiePolicy.WRONG,
     "rm-bench": TiePolicy.WRONG,
     "judgebench": TiePolicy.WRONG,
+    "toy-spct": TiePolicy.WRONG,
 }
 
 

@@ -32,8 +32,15 @@ TITLES = {
     "rmb": "RMB",
     "rm-bench": "RM-Bench",
     "judgebench": "JudgeBench",
+    "toy-spct": "Toy SPCT held-out items",
 }
-COLUMNS = {**PAPER_COLUMNS, "rewardbench2": "RB2", "rm-bench": "RM-Bench", "judgebench": "JudgeBench"}
+COLUMNS = {
+    **PAPER_COLUMNS,
+    "rewardbench2": "RB2",
+    "rm-bench": "RM-Bench",
+    "judgebench": "JudgeBench",
+    "toy-spct": "Toy",
+}
 
 
 class Number(BaseModel):

@@ -109,10 +109,15 @@ def _rm_bench(scores: SubsetScores, sizes: Mapping[str, int]) -> Scorecard:
 
 def _judgebench(scores: SubsetScores, sizes: Mapping[str, int]) -> Scorecard:
     """Overall is correct pairs over all pairs, so categories weigh by their sizes."""
+    order = ("Knowledge", "Reasoning", "Math", "Coding")
+    return Scorecard(_item_weighted(scores, sizes).overall, {}, _ordered(scores, order))
+
+
+def _item_weighted(scores: SubsetScores, sizes: Mapping[str, int]) -> Scorecard:
+    """Accuracy over all items: the subsets weighted by their sizes (the toy SPCT task families)."""
     total = sum(sizes[name] for name in scores)
     overall = sum(scores[name][0] * sizes[name] for name in scores) / total if total else float("nan")
-    order = ("Knowledge", "Reasoning", "Math", "Coding")
-    return Scorecard(overall, {}, _ordered(scores, order))
+    return Scorecard(overall, {}, _ordered(scores, ()))
 
 
 _RULES: dict[str, Callable[[SubsetScores, Mapping[str, int]], Scorecard]] = {
@@ -123,6 +128,7 @@ _RULES: dict[str, Callable[[SubsetScores, Mapping[str, int]], Scorecard]] = {
     "rmb": _plain_mean(RMB_SUBSETS),
     "rm-bench": _rm_bench,
     "judgebench": _judgebench,
+    "toy-spct": _item_weighted,
 }
 
 

@@ -23,9 +23,12 @@ __all__ = [
     "EOS_TOKEN",
     "PAD_TOKEN",
     "SPECIAL_TOKENS",
+    "TINY_SHAPE",
     "VOCAB_SIZE",
     "build_tiny_classifier",
     "build_tiny_model",
+    "llama_config",
+    "train_tokenizer",
 ]
 
 EOS_TOKEN = "<|im_end|>"
@@ -169,8 +172,8 @@ def build_tiny_model(path: str | os.PathLike[str], *, seed: int = 0, max_positio
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
 
-    tokenizer = _train_tokenizer(max_position_embeddings)
-    config = _llama_config(tokenizer, max_position_embeddings)
+    tokenizer = train_tokenizer(max_position_embeddings)
+    config = llama_config(tokenizer, max_position_embeddings)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model: Any = transformers.LlamaForCausalLM(config)
@@ -208,8 +211,8 @@ def build_tiny_classifier(path: str | os.PathLike[str], *, seed: int = 0, max_po
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
 
-    tokenizer = _train_tokenizer(max_position_embeddings)
-    config = _llama_config(tokenizer, max_position_embeddings, num_labels=1)
+    tokenizer = train_tokenizer(max_position_embeddings)
+    config = llama_config(tokenizer, max_position_embeddings, num_labels=1)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model: Any = transformers.LlamaForSequenceClassification(config)
@@ -221,20 +224,27 @@ def build_tiny_classifier(path: str | os.PathLike[str], *, seed: int = 0, max_po
     return out
 
 
-def _train_tokenizer(max_position_embeddings: int) -> Any:
-    """Train the byte-level BPE tokenizer on :data:`CORPUS` and wrap it with the ChatML chat template."""
+def train_tokenizer(
+    max_position_embeddings: int, corpus: str = CORPUS, vocab_size: int = VOCAB_SIZE, *, split_digits: bool = False
+) -> Any:
+    """Train a byte-level BPE tokenizer on ``corpus`` and wrap it with the ChatML chat template.
+
+    ``split_digits`` makes every digit its own token, which a small model needs to learn arithmetic.
+    """
     transformers = require("transformers", extra="hf")
     tokenizers = require("tokenizers", extra="hf")
+    pre = tokenizers.pre_tokenizers
     bpe: Any = tokenizers.Tokenizer(tokenizers.models.BPE())
-    bpe.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    byte_level = pre.ByteLevel(add_prefix_space=False)
+    bpe.pre_tokenizer = pre.Sequence([pre.Digits(individual_digits=True), byte_level]) if split_digits else byte_level
     bpe.decoder = tokenizers.decoders.ByteLevel()
     trainer = tokenizers.trainers.BpeTrainer(
-        vocab_size=VOCAB_SIZE,
+        vocab_size=vocab_size,
         special_tokens=list(SPECIAL_TOKENS),
         initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    bpe.train_from_iterator(CORPUS.splitlines(keepends=True), trainer=trainer)
+    bpe.train_from_iterator(corpus.splitlines(keepends=True), trainer=trainer)
 
     tokenizer: Any = transformers.PreTrainedTokenizerFast(
         tokenizer_object=bpe,
@@ -247,17 +257,25 @@ def _train_tokenizer(max_position_embeddings: int) -> Any:
     return tokenizer
 
 
-def _llama_config(tokenizer: Any, max_position_embeddings: int, **extra: Any) -> Any:
-    """The tiny Llama shape shared by the chat model and the classifier; ``extra`` adds head settings."""
+TINY_SHAPE: dict[str, int] = {
+    "hidden_size": 128,
+    "intermediate_size": 256,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 32,
+}
+"""The tiny Llama's dimensions, shared by the chat model and the classifier."""
+
+
+def llama_config(
+    tokenizer: Any, max_position_embeddings: int, shape: dict[str, int] | None = None, **extra: Any
+) -> Any:
+    """A Llama config of ``shape`` (default :data:`TINY_SHAPE`) for ``tokenizer``; ``extra`` adds head settings."""
     transformers = require("transformers", extra="hf")
     return transformers.LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=32,
+        **(shape or TINY_SHAPE),
         max_position_embeddings=max_position_embeddings,
         tie_word_embeddings=True,
         bos_token_id=None,

@@ -73,6 +73,8 @@ def train_sft(config: JudgeSFTConfig) -> SFTResult:
     tokenizer = config.load_tokenizer()
     rm_rows = load_prompt_completion(config.data)
     general_rows = load_prompt_completion(config.general_data or ())
+    if not rm_rows:
+        raise ConfigurationError(f"no training rows in {', '.join(config.data)}")
     mixed, n_general = mix_general(rm_rows, general_rows, config.general_ratio, config.mix_seed)
     dataset = datasets.Dataset.from_list(mixed)
     kept, dropped = _drop_too_long(dataset, tokenizer, config.max_length, config.dataset_num_proc)

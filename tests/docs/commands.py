@@ -52,6 +52,10 @@ def _python(args: list[str], cwd: Path) -> None:
         _vllm_args(_vllm_server_parser(), rest)
     elif module in GRMJUDGE_MODULES:
         _grmjudge([*GRMJUDGE_MODULES[module], *rest])
+    elif module == "grmjudge.training.toy":
+        from grmjudge.training.toy.__main__ import build_parser as toy_parser
+
+        _parse(toy_parser(), rest, "python -m grmjudge.training.toy")
     else:
         raise CommandFailure(f"no static check is defined for python -m {module}")
 

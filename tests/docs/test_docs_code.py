@@ -46,6 +46,8 @@ Languages
     ``python -m grmjudge.testing.fake_openai``,     started for real on the page's port for ``--port`` (which
     ``... .fake_anthropic``, ``... .faults``        must be given); the command returns once the server answers
                                                     and the server lives until the page ends
+    ``python -m grmjudge.training.toy ...``         run for real; in a ``static`` block its argv must parse
+                                                    with the toy pipeline's own parser
     ``python -m grmjudge.OTHER ...``                run for real (a ``static`` block fails on it: no static check)
     ``python -c CODE``                              run for real, in ``static`` blocks too
     ``vllm serve ...``, ``python -m``               never run: the arguments must parse with vLLM's own parser

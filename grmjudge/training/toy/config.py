@@ -1,0 +1,90 @@
+"""The sizes of a toy run: the full run (about 30 minutes on two CPU cores) and ``--quick`` (a few minutes)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["FULL", "QUICK", "ToyConfig"]
+
+
+@dataclass(frozen=True)
+class ToyConfig:
+    """Every number a toy run depends on; the run card records it, and a resumed run must use the same one."""
+
+    train_items: int
+    heldout_items: int
+    teacher_error_rate: float
+    cold_start_steps: int
+    cold_start_lr: float
+    rft_items: int
+    rft_samples: int
+    rft_steps: int
+    rft_lr: float
+    grpo_items: int
+    grpo_steps: int
+    grpo_prompts_per_step: int
+    grpo_lr: float
+    meta_items: int
+    meta_samples: int
+    meta_steps: int
+    meta_lr: float
+    eval_k: int
+    temperature: float
+    batch_size: int = 32
+    group_size: int = 4
+    max_tokens: int = 160
+    bootstrap: int = 1000
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as plain data, for run cards and the resume check."""
+        return asdict(self)
+
+
+FULL = ToyConfig(
+    train_items=12000,
+    heldout_items=200,
+    teacher_error_rate=0.3,
+    cold_start_steps=1200,
+    cold_start_lr=3e-3,
+    rft_items=2000,
+    rft_samples=3,
+    rft_steps=250,
+    rft_lr=1e-3,
+    grpo_items=4000,
+    grpo_steps=40,
+    grpo_prompts_per_step=8,
+    grpo_lr=2e-4,
+    meta_items=1000,
+    meta_samples=3,
+    meta_steps=200,
+    meta_lr=5e-4,
+    eval_k=16,
+    temperature=1.0,
+)
+"""The run whose table and plot the docs show."""
+
+QUICK = ToyConfig(
+    train_items=3000,
+    heldout_items=60,
+    teacher_error_rate=0.3,
+    cold_start_steps=150,
+    cold_start_lr=3e-3,
+    rft_items=150,
+    rft_samples=3,
+    rft_steps=30,
+    rft_lr=1e-3,
+    grpo_items=400,
+    grpo_steps=4,
+    grpo_prompts_per_step=8,
+    grpo_lr=1e-4,
+    meta_items=120,
+    meta_samples=3,
+    meta_steps=30,
+    meta_lr=5e-4,
+    eval_k=8,
+    temperature=1.0,
+    bootstrap=200,
+)
+"""Every stage on a small scale, for CI: checks that the pipeline runs, not the trends."""

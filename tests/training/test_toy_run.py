@@ -1,0 +1,119 @@
+"""The toy SPCT reproduction end to end in ``--quick`` mode, and ``grmjudge demo`` on the embedded models.
+
+``--quick`` runs every stage on a small scale; the test checks that each stage ran and produced what the next
+one needs, that the report has its three rows and four columns, and that the final GRM beats chance on the
+held-out items by a margin. The trends (RFT over cold start, voting over one sample, meta RM over voting) are
+the full run's to show, not a test's: at quick scale they are within noise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.engine
+
+for _module in ("torch", "transformers", "trl", "datasets", "matplotlib"):
+    pytest.importorskip(_module)
+
+from grmjudge.cli.demo import DEMO_DIR  # noqa: E402
+from grmjudge.training.data import load_examples  # noqa: E402
+from grmjudge.training.toy.pipeline import GRM_STAGES, STAGES  # noqa: E402
+
+MARGIN = 0.10
+"""How far above chance (the mean of 1/n over the held-out items) the final GRM's greedy accuracy must be."""
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    out = tmp_path_factory.mktemp("toy") / "run"
+    command = [sys.executable, "-m", "grmjudge.training.toy", "run", "--out", str(out), "--quick"]
+    done = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=900, check=False)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return out, done
+
+
+def test_every_stage_ran_and_left_its_outputs(quick_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    out, _ = quick_run
+    stages = json.loads((out / "stages.json").read_text())
+    assert list(stages) == list(STAGES)
+    for model in ("init", *GRM_STAGES, "meta_rm"):
+        assert (out / model / "model.safetensors").exists(), model
+    assert stages["data"]["summary"]["teacher_accuracy"] == pytest.approx(0.7, abs=0.05)
+    assert stages["rft_sample"]["summary"]["examples"] > 0  # rejection sampling kept judgements to train on
+    assert stages["meta_sample"]["summary"]["positives"] > 0 and stages["meta_sample"]["summary"]["negatives"] > 0
+    for stage in GRM_STAGES:
+        results = json.loads((out / "eval" / stage / "results.json").read_text())
+        assert {"greedy", "voting@8", "metarm@8"} <= set(results["settings"])
+        assert [p["k"] for p in results["curve"]["voting"]] == [1, 2, 4, 8]
+        assert [p["k"] for p in results["curve"]["metarm"]] == [1, 2, 4, 8]
+
+
+def test_report_prints_the_table_and_writes_the_plot(quick_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    out, done = quick_run
+    table = done.stdout
+    assert "| GRM | Greedy | Voting@1 | Voting@8 | MetaRM@8 |" in table
+    for row in ("Cold start", "| RFT |", "RFT + GRPO"):
+        assert row in table
+    assert (out / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = subprocess.run(
+        [sys.executable, "-m", "grmjudge.training.toy", "report", str(out)],
+        capture_output=True, text=True, env=_env(), timeout=300, check=False,
+    )  # fmt: skip
+    assert again.returncode == 0 and again.stdout.splitlines()[:6] == table.splitlines()[:6]
+
+
+def test_final_grm_beats_chance(quick_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    out, _ = quick_run
+    heldout = load_examples(out / "data" / "heldout.jsonl", format="canonical").examples
+    chance = sum(1 / item.n for item in heldout) / len(heldout)
+    results = json.loads((out / "eval" / "grpo" / "results.json").read_text())
+    greedy = results["settings"]["greedy"]["overall"]["value"]
+    assert greedy > chance + MARGIN, (greedy, chance)
+
+
+def test_a_rerun_skips_finished_stages_and_a_changed_config_is_refused(
+    quick_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    out, _ = quick_run
+    from grmjudge.exceptions import ConfigurationError
+    from grmjudge.training.toy.config import FULL, QUICK
+    from grmjudge.training.toy.pipeline import run
+
+    lines: list[str] = []
+    state = run(out, QUICK, log=lines.append)
+    assert list(state) == list(STAGES) and all("done earlier" in line for line in lines)
+    with pytest.raises(ConfigurationError, match="another config"):
+        run(out, FULL)
+
+
+def test_report_on_an_unfinished_run_is_a_clear_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "grmjudge.training.toy", "report", str(tmp_path)],
+        capture_output=True, text=True, env=_env(), timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2 and "no finished toy run" in done.stderr
+
+
+def test_demo_judges_with_the_embedded_models() -> None:
+    assert (DEMO_DIR / "grm" / "model.safetensors").exists() and (DEMO_DIR / "meta_rm" / "model.safetensors").exists()
+    done = subprocess.run(
+        [sys.executable, "-m", "grmjudge.cli", "demo", "--items", "2", "--k", "4"],
+        capture_output=True, text=True, env=_env(), timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = done.stdout
+    assert text.count("\n  sample ") == 4  # every sample of the first item, in full
+    assert "principles: Specific Criteria:" in text or "no scores" in text
+    assert "kept" in text and "dropped" in text  # the meta RM kept half of the valid samples
+    assert "final votes (kept samples summed)" in text and "Item 2:" in text
+    assert "labelled best: response" in text

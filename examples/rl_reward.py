@@ -86,6 +86,8 @@ def train(args: argparse.Namespace, output_dir: str) -> dict[str, Any]:
         "samples": stats.samples,
         "valid_samples": stats.valid_samples,
         "fallback_rewards": stats.fallback_rewards,
+        "partial_groups": stats.partial_groups,
+        "singleton_groups": stats.singleton_groups,
         "failures": dict(stats.failures),
     }
 

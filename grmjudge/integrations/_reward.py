@@ -1,10 +1,10 @@
 """What the TRL and verl adapters share: grouping, judging, turning votes into rewards, fallbacks and counters.
 
-A batch of completions is cut into **groups** (completions of the same prompt, at most ``group_size`` each).
-``listwise`` judges each group in one [`Judge.score`][grmjudge.judge.Judge.score] call: every one of the k samples
-sees all the group's completions, shuffled per sample. ``reference`` judges each completion against a reference
-answer, one call per completion. A call without a verdict gives each completion it covers the ``fallback``
-reward; it is logged (logger ``grmjudge.integrations``) and counted in
+A batch of completions is cut into **groups** (completions of the same prompt, at most ``group_size`` each; see
+`plan_groups`). ``listwise`` judges each group in one [`Judge.score`][grmjudge.judge.Judge.score] call: every
+one of the k samples sees all the group's completions, shuffled per sample. ``reference`` judges each
+completion against a reference answer, one call per completion. A call without a verdict gives each completion
+it covers the ``fallback`` reward; it is logged (logger ``grmjudge.integrations``) and counted in
 [`RewardStats`][grmjudge.integrations.RewardStats].
 """
 
@@ -64,7 +64,9 @@ class RewardStats:
         completions: Completions rewarded.
         groups: Groups formed.
         partial_groups: Groups smaller than the group size (a prompt's completions split across processes or
-            calls), judged on their own.
+            calls), judged on their own. Counted only where the group size is known.
+        singleton_groups: Listwise groups of one completion: the GRM compared it with nothing, so its reward says
+            nothing about the rest of the group. Counted whether or not the group size is known.
         judge_calls: ``Judge.score`` calls: one per group (listwise) or per completion (reference).
         no_verdict_calls: Calls without a verdict.
         fallback_rewards: Completions that got the fallback reward because their call had no verdict.
@@ -78,6 +80,7 @@ class RewardStats:
     completions: int = 0
     groups: int = 0
     partial_groups: int = 0
+    singleton_groups: int = 0
     judge_calls: int = 0
     no_verdict_calls: int = 0
     fallback_rewards: int = 0
@@ -150,19 +153,37 @@ def _rank(value: float, values: Sequence[float]) -> float:
     return (below + (ties - 1) / 2) / (len(values) - 1)
 
 
-def plan_groups(keys: Sequence[Hashable], size: int | None) -> list[list[int]]:
-    """Positions grouped by key, in order of first appearance, cut into runs of at most ``size``.
+def plan_groups(keys: Sequence[Hashable], size: int | None, *, contiguous: bool) -> list[list[int]]:
+    """Positions grouped by key, cut into pieces of at most ``size`` (``None``: uncut).
 
-    TRL lays a batch out as runs of ``num_generations`` completions of one prompt; cutting by ``size`` keeps two
-    dataset rows with the same prompt as the two groups TRL normalises advantages over.
+    ``contiguous=True`` (TRL) follows the layout: a group is part of a run of neighbouring equal keys, so a new
+    run always starts a new group, and a prompt that appears in two separate places of the batch makes separate
+    groups. TRL lays a batch out as runs of ``size`` completions per dataset row, and a process's batch may begin
+    inside a row; so the first run, when another run follows it, is cut from its end and its short piece is
+    the row's tail it begins with. Every other run starts on a row boundary and is cut from its start.
+
+    ``contiguous=False`` (verl, whose batch balancing reorders completions) gathers every position of a key into
+    one group, in order of first appearance, then cuts it.
     """
-    by_key: dict[Hashable, list[int]] = {}
-    for position, key in enumerate(keys):
-        by_key.setdefault(key, []).append(position)
+    if contiguous:
+        runs: list[list[int]] = []
+        for position, key in enumerate(keys):
+            if runs and keys[runs[-1][0]] == key:
+                runs[-1].append(position)
+            else:
+                runs.append([position])
+    else:
+        by_key: dict[Hashable, list[int]] = {}
+        for position, key in enumerate(keys):
+            by_key.setdefault(key, []).append(position)
+        runs = list(by_key.values())
     groups: list[list[int]] = []
-    for positions in by_key.values():
-        step = size or len(positions)
-        groups.extend(positions[start : start + step] for start in range(0, len(positions), step))
+    for index, run in enumerate(runs):
+        step = size or len(run)
+        head = len(run) % step if contiguous and index == 0 and len(runs) > 1 else 0
+        if head:
+            groups.append(run[:head])
+        groups.extend(run[start : start + step] for start in range(head, len(run), step))
     return groups
 
 
@@ -213,9 +234,16 @@ class GroupRewarder:
         normalisation: Normalisation,
         fallback: float | None,
         group_size: int | None,
+        contiguous_groups: bool,
+        split_hint: str,
         max_concurrent_calls: int,
         name: str,
     ) -> None:
+        """Check the options; see `rewards` for what they do.
+
+        ``contiguous_groups`` and ``group_size`` go to `plan_groups`; ``split_hint`` ends the warnings about
+        partial and single-completion groups with the adapter's remedy.
+        """
         _check_options(judge, k, meta, mode, normalisation, fallback, group_size, max_concurrent_calls)
         self.judge = judge
         self.k = k
@@ -224,41 +252,60 @@ class GroupRewarder:
         self.normalisation: Normalisation = normalisation
         self.fallback = fallback
         self.group_size = group_size
+        self.contiguous_groups = contiguous_groups
+        self.split_hint = split_hint
         self.max_concurrent_calls = max_concurrent_calls
         self.name = name
         self.stats = RewardStats()
         """Counts over every batch so far."""
-        self._warned_partial = False
+        self._warned: set[str] = set()
         self._limiter: anyio.CapacityLimiter | None = None
         self._limiter_loop: object = None
 
     async def rewards(self, items: Sequence[RewardItem]) -> tuple[list[Reward], RewardStats]:
         """One reward per item, in order, and this batch's counts (also added to `stats`)."""
         batch = RewardStats(batches=1, completions=len(items))
-        groups = plan_groups([item.group for item in items], self.group_size)
+        groups = plan_groups([item.group for item in items], self.group_size, contiguous=self.contiguous_groups)
         batch.groups = len(groups)
-        batch.partial_groups = sum(1 for g in groups if self.group_size is not None and len(g) < self.group_size)
+        if self.group_size is not None:
+            batch.partial_groups = sum(1 for g in groups if len(g) < self.group_size)
+        if self.mode == "listwise":
+            batch.singleton_groups = sum(1 for g in groups if len(g) == 1)
         rewards: list[Reward] = [None] * len(items)
         limiter = self._current_limiter()
         async with _holding_connections(self.judge), task_group() as tg:
             for group in groups:
                 tg.start_soon(self._reward_group, group, items, rewards, batch, limiter)
         self.stats.add(batch)
-        if batch.partial_groups and not self._warned_partial:
-            self._warned_partial = True
+        self._warn_small_groups(batch)
+        return rewards, batch
+
+    def _warn_small_groups(self, batch: RewardStats) -> None:
+        """Warn, once per kind and reward, about groups judged without all of their prompt's completions."""
+        if batch.singleton_groups and "singleton" not in self._warned:
+            self._warned.add("singleton")
             logger.warning(
-                "%s: %d group(s) had fewer than %s completions (a prompt's completions split across processes or "
-                "calls); each part is judged on its own. Counted in stats.partial_groups; not repeated.",
+                "%s: %d listwise group(s) held a single completion, so the GRM compared it with nothing: %s. "
+                "Counted in stats.singleton_groups; not repeated.",
+                self.name,
+                batch.singleton_groups,
+                self.split_hint,
+            )
+        if batch.partial_groups and "partial" not in self._warned:
+            self._warned.add("partial")
+            logger.warning(
+                "%s: %d group(s) had fewer than %s completions, and each part is judged on its own: %s. "
+                "Counted in stats.partial_groups; not repeated.",
                 self.name,
                 batch.partial_groups,
                 self.group_size,
+                self.split_hint,
             )
-        return rewards, batch
 
     def rewards_blocking(self, items: Sequence[RewardItem], *, method: str) -> tuple[list[Reward], RewardStats]:
         """`rewards` from synchronous code, in a fresh event loop per call; ``method`` names the async twin.
 
-        Blocking calls from several threads take turns: a backend's connections serve one event loop at a time.
+        Blocking calls from several threads take turns (see ``_blocking_turns``).
         """
         with _blocking_turns:
             return run_sync(lambda: self.rewards(items), method=method)
@@ -382,6 +429,14 @@ def _is_int(value: Any) -> bool:
 
 
 _blocking_turns = threading.Lock()
+"""One blocking reward call at a time per process, whatever the reward or backend.
+
+A backend's (and a meta scorer's) connections serve one event loop at a time, and each blocking call runs its
+own loop. The lock is process-wide rather than per backend because rewards may share a backend or a meta
+scorer, and because the callers that run blocking rewards from several threads at once (verl's executor threads,
+one completion or batch per call) call one reward, which a per-backend lock would serialise all the same.
+Concurrent scoring is what the ``async`` entry points are for.
+"""
 _in_flight: weakref.WeakKeyDictionary[Closable | MetaScorer, int] = weakref.WeakKeyDictionary()
 
 

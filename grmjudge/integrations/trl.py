@@ -10,10 +10,11 @@ split across processes (a per-process batch that is not a multiple of ``num_gene
 rewards run concurrently on a background event loop TRL starts for them; a ``None`` reward is "no reward":
 TRL turns it into NaN, and a completion with no reward from any function gets no advantage.
 
-[`GRMReward`][grmjudge.integrations.trl.GRMReward] groups completions by the prompt itself, in order of first
-appearance, cut into runs of ``num_generations`` (so two dataset rows with the same prompt stay two groups), and
-judges each group listwise: ``Judge.score(prompt, completions_of_the_group, k=k)``, each of the k samples seeing
-all of them in its own shuffled order.
+[`GRMReward`][grmjudge.integrations.trl.GRMReward] groups completions by runs of the same prompt (the text or the
+whole conversation), cut into pieces of ``num_generations``: a new run always starts a new group, so two dataset
+rows with the same prompt stay two groups, as they are for TRL's advantages. It judges each group listwise:
+``Judge.score(prompt, completions_of_the_group, k=k)``, each of the k samples seeing all of them in its own
+shuffled order.
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ class GRMReward:
             ([0, 1]), ``"zscore"`` or ``"rank"`` (within the group), or ``"raw"`` (summed votes).
         fallback: The reward of a completion whose call gave no verdict (every sample unparsable or failed).
             ``None`` (default) tells TRL "no reward": the completion gets no advantage. Logged and counted.
-        num_generations: The trainer's ``num_generations``; groups are cut to this size. ``None`` groups all
-            completions of a prompt in the batch together.
+        num_generations: The trainer's ``num_generations``; runs of a prompt are cut to this size. ``None``
+            makes each run of a prompt one group.
         reference_column: The dataset column holding reference answers (reference mode).
         max_concurrent_calls: Judge calls in flight at once across the batch's groups.
         name: The name TRL logs the reward under (``rewards/NAME/mean``); also the prefix of its metrics.
@@ -84,6 +85,11 @@ class GRMReward:
             normalisation=normalisation,
             fallback=fallback,
             group_size=num_generations,
+            contiguous_groups=True,
+            split_hint=(
+                "TRL split a prompt's completions across processes; keep each process's batch "
+                "(per_device_train_batch_size x steps_per_generation) a multiple of num_generations"
+            ),
             max_concurrent_calls=max_concurrent_calls,
             name=name,
         )

@@ -1,25 +1,32 @@
 """A GRM as a verl custom reward function; verl itself is never imported.
 
 verl loads a function from a file (``reward.custom_reward_function.path`` / ``.name`` in verl 0.9 and 0.10,
-``custom_reward_function.path`` / ``.name`` up to 0.8; the name defaults to ``compute_score``) and calls it:
+``custom_reward_function.path`` / ``.name`` up to 0.8; the name defaults to ``compute_score``) and calls it
+either per completion, ``compute_score(data_source, solution_str, ground_truth, extra_info, **kwargs) -> float``
+(``naive``, ``dapo`` and the other per-completion reward managers), or per batch, ``compute_score(data_sources,
+solution_strs, ground_truths, extra_infos, **kwargs) -> list[float]`` (the ``batch`` reward manager).
 
-- one completion per call, with the ``naive``, ``dapo``, ``limit`` and other reward managers:
-  ``compute_score(data_source, solution_str, ground_truth, extra_info, **kwargs) -> float``;
-- a batch per call with the ``batch`` reward manager (``reward.reward_manager.name=batch``; up to 0.8
-  ``reward_model.reward_manager=batch``): ``compute_score(data_sources, solution_strs, ground_truths,
-  extra_infos, **kwargs) -> list[float]``.
+verl 0.9+ scores in its Reward Loop: ``reward.num_workers`` Ray actors (8 by default), each running every call
+as an asyncio task on its one event loop. Each completion is scored on its own, whatever the reward manager: a
+``RewardLoopWorker`` scores a sample per task, and the ``batch`` manager hands over lists of one. Samples reach
+the workers at random as their rollouts finish (``random.choice`` of a worker per sample, the default), or in
+contiguous chunks of the length-balanced batch (a reward model on the training GPUs). The Reward Loop awaits
+``async def`` functions and runs blocking ones in executor threads. Up to 0.8 the trainer calls the function
+blocking: once per completion, or once per batch with the ``batch`` manager, after batch balancing has
+reordered the batch.
 
-verl 0.9+ (the Reward Loop) awaits ``async def`` functions and runs blocking ones in worker threads; older
-versions call them blocking. Extra keywords (``reward_router_address``, ``reward_model_tokenizer``, the
-config's ``reward_kwargs``) are accepted and ignored. verl does not pass the prompt: the data must carry it in
-``extra_info`` (``extra_info["question"]`` by default, as a string or a list of chat messages).
+``extra_info`` is the dataset row's ``extra_info``, to which verl adds ``rollout_reward_scores`` (and, in the
+Reward Loop, ``num_turns`` and any tool fields); verl's own group id (``uid``, which its GRPO advantages use) is
+not passed. Nor is the prompt: the data must carry it (``extra_info["question"]`` by default, a string or a list
+of chat messages). Extra keywords (``reward_router_address``, ``reward_model_tokenizer``, the config's
+``reward_kwargs``) are accepted and ignored.
 
-[`VerlGRMReward`][grmjudge.integrations.verl.VerlGRMReward] groups completions by the verl ``uid`` that the
-batch reward manager puts into ``extra_info`` (when present) and the prompt, and judges each group listwise, or
-each completion against ``ground_truth`` as the reference answer. With ``group_size`` set, completions of one
-prompt arriving in concurrent calls on one event loop (verl's Reward Loop scores a batch's completions as
-concurrent tasks) are collected until the group is complete or ``max_wait`` seconds have passed, then judged
-together.
+[`VerlGRMReward`][grmjudge.integrations.verl.VerlGRMReward] groups completions by the prompt and the dataset row
+(``extra_info["index"]``, which verl's data preparation writes and its dataset reads as the row's index), and
+judges each group listwise, or each completion against ``ground_truth`` as the reference answer. With
+``group_size`` set, completions of one row arriving in concurrent calls on one event loop are collected until
+the group is complete or ``max_wait`` seconds have passed, then judged together; a group fills only if all its
+completions reach the same process (``reward.num_workers=1``).
 """
 
 from __future__ import annotations
@@ -64,9 +71,15 @@ class VerlGRMReward:
             mode the whole group gets it, so GRPO gives the group no advantage whatever the value; in
             reference mode choose it on the normalisation's scale. Logged and counted in ``stats``.
         query_key: The ``extra_info`` key holding the prompt the policy answered.
+        row_key: The ``extra_info`` key identifying the dataset row (``"index"`` in verl's data preparation),
+            so two rows with the same prompt stay two groups; a row without it is grouped by its prompt alone.
+            ``None`` groups by the prompt alone.
         group_size: The rollout ``n`` (``actor_rollout_ref.rollout.n``). Set, it caps groups at that size and
-            lets single-completion calls be collected into groups; ``None`` judges what one call brings.
+            lets single-completion calls be collected into groups; ``None`` judges what one call brings. In
+            verl's Reward Loop every call brings one completion, and a group fills only if all of a prompt's
+            completions reach one process: ``reward.num_workers=1``.
         max_wait: Seconds a collected group waits for its missing completions before it is judged as it is.
+            Count from a group's first finished rollout to its last.
         max_concurrent_calls: Judge calls in flight at once.
         name: The name used in log messages.
     """
@@ -81,6 +94,7 @@ class VerlGRMReward:
         normalisation: Normalisation = "mean",
         fallback: float = 0.0,
         query_key: str = "question",
+        row_key: str | None = "index",
         group_size: int | None = None,
         max_wait: float = 10.0,
         max_concurrent_calls: int = 16,
@@ -98,10 +112,16 @@ class VerlGRMReward:
             normalisation=normalisation,
             fallback=fallback,
             group_size=group_size,
+            contiguous_groups=False,
+            split_hint=(
+                "set group_size to the rollout n, and reward.num_workers=1 (verl 0.9+) so that all of a prompt's "
+                "completions reach one process, with max_wait covering a group's spread of rollout times"
+            ),
             max_concurrent_calls=max_concurrent_calls,
             name=name,
         )
         self.query_key = query_key
+        self.row_key = row_key
         self._collector = None if group_size is None else _GroupCollector(self._rewarder, group_size, max_wait)
 
     def __repr__(self) -> str:
@@ -209,7 +229,8 @@ class VerlGRMReward:
         reference = None
         if self._rewarder.mode == "reference":
             reference = reference_of(ground_truth, f"ground_truth{index}")
-        group: Hashable = (str(info["uid"]) if "uid" in info else None, query)
+        row = str(info[self.row_key]) if self.row_key is not None and self.row_key in info else None
+        group: Hashable = (row, query)
         return RewardItem(query, solution, group, reference)
 
 

@@ -33,3 +33,4 @@ def test_the_example_trains_with_a_served_grm() -> None:
     assert summary["judge_calls"] == 2 * 2  # two prompts per step, one listwise call each
     assert summary["samples"] == summary["valid_samples"] == 2 * 2 * 2
     assert summary["fallback_rewards"] == 0 and summary["failures"] == {}
+    assert summary["partial_groups"] == summary["singleton_groups"] == 0  # each prompt's 3 completions together

@@ -9,12 +9,33 @@ import pytest
 from grmjudge.integrations._reward import RewardStats, Vote, normalise, plan_groups
 
 
-def test_groups_by_key_in_order_of_appearance_cut_to_size() -> None:
+def test_contiguous_groups_are_runs_of_a_key_cut_to_size() -> None:
+    # TRL's layout: runs of one prompt; a new run always starts a new group, even for a key seen before
     keys = ["a", "a", "b", "b", "a", "a", "c"]
-    assert plan_groups(keys, None) == [[0, 1, 4, 5], [2, 3], [6]]
-    assert plan_groups(keys, 2) == [[0, 1], [4, 5], [2, 3], [6]]
-    assert plan_groups(keys, 3) == [[0, 1, 4], [5], [2, 3], [6]]
-    assert plan_groups([], 4) == []
+    assert plan_groups(keys, None, contiguous=True) == [[0, 1], [2, 3], [4, 5], [6]]
+    assert plan_groups(keys, 2, contiguous=True) == [[0, 1], [2, 3], [4, 5], [6]]
+    assert plan_groups(["a"] * 5 + ["b"] * 3, 2, contiguous=True) == [[0], [1, 2], [3, 4], [5, 6], [7]]
+    assert plan_groups(["a"] * 5, 2, contiguous=True) == [[0, 1], [2, 3], [4]]
+    assert plan_groups([], 4, contiguous=True) == []
+
+
+def test_a_batch_that_begins_inside_a_row_keeps_the_rows_apart() -> None:
+    # num_generations=4 and a process batch of 10 that begins with the last 2 completions of a row of prompt
+    # "p", then a whole row of the same prompt "p", then a whole row of "q": the tail stays its own group
+    keys = ["p"] * 2 + ["p"] * 4 + ["q"] * 4
+    assert plan_groups(keys, 4, contiguous=True) == [[0, 1], [2, 3, 4, 5], [6, 7, 8, 9]]
+    # the tail of a row of "p", a row of "q", the head of another row of "p": three groups, never one "p" group
+    keys = ["p"] * 2 + ["q"] * 4 + ["p"] * 2
+    assert plan_groups(keys, 4, contiguous=True) == [[0, 1], [2, 3, 4, 5], [6, 7]]
+
+
+def test_keyed_groups_gather_a_key_wherever_it_sits() -> None:
+    # verl's batch balancing reorders completions, so verl's groups are keyed, not positional
+    keys = ["a", "b", "a", "b", "a", "a", "c"]
+    assert plan_groups(keys, None, contiguous=False) == [[0, 2, 4, 5], [1, 3], [6]]
+    assert plan_groups(keys, 2, contiguous=False) == [[0, 2], [4, 5], [1, 3], [6]]
+    assert plan_groups(keys, 3, contiguous=False) == [[0, 2, 4], [5], [1, 3], [6]]
+    assert plan_groups([], 4, contiguous=False) == []
 
 
 def test_no_verdict_stays_none_and_is_left_out_of_the_group_statistics() -> None:

@@ -67,13 +67,38 @@ async def test_each_sample_sees_its_own_order() -> None:
         assert {order[position] for order in orders} == set(GROUPS["Name a prime."])
 
 
-async def test_groups_follow_the_prompt_not_the_position() -> None:
+async def test_groups_follow_runs_of_a_prompt_so_split_rows_stay_apart(caplog: pytest.LogCaptureFixture) -> None:
+    # a process batch that TRL cut inside rows: the tail of a row of the prime prompt, a row of the colour prompt,
+    # the head of another row of the prime prompt. The two prime pieces belong to different GRPO groups.
     grm = ScriptedGRM()
-    reward = GRMReward(grm.judge(), k=1, num_generations=2)
-    prompts = ["Name a prime.", "Name a colour.", "Name a prime.", "Name a colour."]
-    completions = ["two =2", "red =5", "three =9", "blue =3"]
-    assert await reward(prompts, completions) == [2.0, 5.0, 9.0, 3.0]
-    assert sorted(sorted(shown(request)) for request in grm.requests) == [["blue =3", "red =5"], ["three =9", "two =2"]]
+    reward = GRMReward(grm.judge(), k=1, num_generations=4, normalisation="rank")
+    prompts = ["Name a prime."] * 2 + ["Name a colour."] * 4 + ["Name a prime."] * 2
+    completions = ["two =2", "three =9", "red =5", "blue =3", "green =7", "grey =1", "four =4", "five =6"]
+    with caplog.at_level(logging.WARNING, logger="grmjudge.integrations"):
+        rewards = await reward(prompts, completions)
+    assert rewards == pytest.approx([0.0, 1.0, 2 / 3, 1 / 3, 1.0, 0.0, 0.0, 1.0])  # ranked within each piece
+    assert sorted(sorted(shown(request)) for request in grm.requests) == sorted(
+        [["three =9", "two =2"], sorted(completions[2:6]), ["five =6", "four =4"]]
+    )
+    assert reward.stats.groups == 3 and reward.stats.partial_groups == 2 and reward.stats.singleton_groups == 0
+    assert "2 group(s) had fewer than 4 completions" in caplog.text and "multiple of num_generations" in caplog.text
+
+
+async def test_single_completion_groups_are_counted_and_warned_once(caplog: pytest.LogCaptureFixture) -> None:
+    # without num_generations there is no group size to fall short of, but a group of one is still no comparison
+    grm = ScriptedGRM()
+    reward = GRMReward(grm.judge(), k=1)
+    with caplog.at_level(logging.WARNING, logger="grmjudge.integrations"):
+        assert await reward(["Name a prime.", "Name a colour."], ["two =2", "red =5"]) == [2.0, 5.0]
+        assert await reward(["Name a prime."] * 2, ["two =2", "three =9"]) == [2.0, 9.0]
+        assert await reward(["Name a colour."], ["blue =3"]) == [3.0]
+    assert reward.stats.singleton_groups == 3 and reward.stats.partial_groups == 0
+    [warning] = [r.getMessage() for r in caplog.records if "single completion" in r.getMessage()]
+    assert warning.startswith("grm_reward: 2 listwise group(s) held a single completion")
+    assert "stats.singleton_groups" in warning
+    reference = GRMReward(grm.judge(), k=1, mode="reference")  # a pair with the reference is a comparison
+    await reference(["Name a prime."], ["two =2"], reference=["seven =5"])
+    assert reference.stats.singleton_groups == 0
 
 
 async def test_a_repeated_prompt_stays_two_groups_of_num_generations() -> None:

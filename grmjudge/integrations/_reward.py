@@ -462,3 +462,18 @@ async def _holding_connections(judge: Judge) -> AsyncGenerator[None]:
                 if _in_flight[resource] == 0:
                     del _in_flight[resource]
                     await resource.reset_connections()
+
+
+class RewardAdapter:
+    """What the TRL and verl rewards share around their `GroupRewarder`: the repr and the counters."""
+
+    _rewarder: GroupRewarder
+
+    def __repr__(self) -> str:
+        r = self._rewarder
+        return f"{type(self).__name__}(judge={r.judge!r}, k={r.k}, mode={r.mode!r}, normalisation={r.normalisation!r})"
+
+    @property
+    def stats(self) -> RewardStats:
+        """Counts over every call so far: judge calls, samples, no-verdict calls, fallback rewards, failures."""
+        return self._rewarder.stats

@@ -28,6 +28,7 @@ from grmjudge.integrations._reward import (
     Mode,
     Normalisation,
     Reward,
+    RewardAdapter,
     RewardItem,
     RewardStats,
     batch_list,
@@ -43,7 +44,7 @@ RewardFunction = Callable[..., list[Reward]]
 """TRL's reward-function shape: keyword arguments in, one reward (or ``None``) per completion out."""
 
 
-class GRMReward:
+class GRMReward(RewardAdapter):
     """A GRM-backed reward for ``GRPOTrainer(reward_funcs=[GRMReward(judge, num_generations=G)])``.
 
     Args:
@@ -95,15 +96,6 @@ class GRMReward:
         )
         self.reference_column = reference_column
         self.__name__ = name
-
-    def __repr__(self) -> str:
-        r = self._rewarder
-        return f"GRMReward(judge={r.judge!r}, k={r.k}, mode={r.mode!r}, normalisation={r.normalisation!r})"
-
-    @property
-    def stats(self) -> RewardStats:
-        """Counts over every batch so far: judge calls, samples, no-verdict calls, fallback rewards, failures."""
-        return self._rewarder.stats
 
     async def __call__(
         self,

@@ -45,8 +45,8 @@ from grmjudge.integrations._reward import (
     Mode,
     Normalisation,
     Reward,
+    RewardAdapter,
     RewardItem,
-    RewardStats,
     batch_list,
     query_of,
     reference_of,
@@ -56,7 +56,7 @@ from grmjudge.judge import Judge
 __all__ = ["VerlGRMReward"]
 
 
-class VerlGRMReward:
+class VerlGRMReward(RewardAdapter):
     """A GRM-backed verl reward. Expose its methods under the names verl's config points at.
 
     Args:
@@ -123,15 +123,6 @@ class VerlGRMReward:
         self.query_key = query_key
         self.row_key = row_key
         self._collector = None if group_size is None else _GroupCollector(self._rewarder, group_size, max_wait)
-
-    def __repr__(self) -> str:
-        r = self._rewarder
-        return f"VerlGRMReward(judge={r.judge!r}, k={r.k}, mode={r.mode!r}, normalisation={r.normalisation!r})"
-
-    @property
-    def stats(self) -> RewardStats:
-        """Counts over every call so far: judge calls, samples, no-verdict calls, fallback rewards, failures."""
-        return self._rewarder.stats
 
     async def compute_score(
         self,

@@ -1,8 +1,13 @@
-"""An on-disk cache of generated samples, so a re-run or a resumed batch makes no request it already made.
+r"""An on-disk cache of generated samples, so a re-run or a resumed batch makes no request it already made.
 
 A sample is keyed by everything that determines it: backend kind, model, template hash, sampling parameters,
 the request's seed, the sample's position in that request, and the rendered prompt. Only what the model
-wrote is stored (text and finish reason): no credentials, no headers, no URLs.
+wrote is stored (text and finish reason): no credentials, no headers, no URLs. HTTP backends redact their keys
+from texts before they get here.
+
+A text that is not valid Unicode (a lone surrogate such as ``"\ud800"``, which a JSON body can carry) cannot be
+stored as SQLite text; it is stored as a blob of its ``surrogatepass`` UTF-8 bytes and read back unchanged, so
+caching never fails a run and a rerun sees exactly what the first run saw.
 """
 
 from __future__ import annotations
@@ -88,7 +93,7 @@ class SQLiteCache(SampleCache):
         return await anyio.to_thread.run_sync(self._get_many, list(keys))
 
     async def put_many(self, entries: Mapping[str, Completion]) -> None:
-        rows = [(key, c.text, c.finish_reason) for key, c in entries.items()]
+        rows = [(key, _storable(c.text), c.finish_reason) for key, c in entries.items()]
         await anyio.to_thread.run_sync(self._put_many, rows)
 
     async def aclose(self) -> None:
@@ -107,9 +112,9 @@ class SQLiteCache(SampleCache):
             rows: list[Any] = self._connection.execute(
                 f"SELECT key, text, finish_reason FROM samples WHERE key IN ({marks})", keys
             ).fetchall()
-        return {key: Completion(text=text, finish_reason=_finish(reason)) for key, text, reason in rows}
+        return {key: Completion(text=_text(text), finish_reason=_finish(reason)) for key, text, reason in rows}
 
-    def _put_many(self, rows: list[tuple[str, str, str]]) -> None:
+    def _put_many(self, rows: list[tuple[str, str | bytes, str]]) -> None:
         with self._lock, self._connection:
             self._connection.executemany("INSERT OR REPLACE INTO samples VALUES (?, ?, ?)", rows)
 
@@ -128,6 +133,19 @@ def _open(path: Path) -> sqlite3.Connection:
         if side.exists():
             side.chmod(0o600)
     return connection
+
+
+def _storable(text: str) -> str | bytes:
+    """The text as is, or its ``surrogatepass`` bytes when it holds a lone surrogate (invalid UTF-8)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode(errors="surrogatepass")
+    return text
+
+
+def _text(stored: str | bytes) -> str:
+    return stored.decode(errors="surrogatepass") if isinstance(stored, bytes) else stored
 
 
 def _finish(value: str) -> FinishReason:

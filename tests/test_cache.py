@@ -11,7 +11,7 @@ from grmjudge import Judge, JudgeSettings
 from grmjudge.backends import FunctionBackend, OpenAIBackend
 from grmjudge.cache import SQLiteCache, sample_keys
 from grmjudge.testing.fake_openai import FakeOpenAIServer
-from grmjudge.types import GenerationRequest, Message
+from grmjudge.types import Completion, GenerationRequest, Message
 
 from .judges import by_length
 
@@ -122,3 +122,27 @@ async def test_failed_requests_are_not_cached(tmp_path: Path) -> None:
         first = await judge.score(QUERY, PAIR, k=1)
         second = await judge.score(QUERY, PAIR, k=1)
     assert not first.ok and second.ok and calls == 2
+
+
+@pytest.mark.anyio
+async def test_texts_with_lone_surrogates_are_cached_and_read_back_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite"
+    texts = {"a:0": "lone \ud800 high", "a:1": "lone \udfff low", "a:2": "pair \ud83d\ude00 split", "a:3": "plain é"}
+    async with SQLiteCache(path) as cache:
+        await cache.put_many({key: Completion(text=text, finish_reason="stop") for key, text in texts.items()})
+    async with SQLiteCache(path) as reopened:
+        read = await reopened.get_many(list(texts))
+    assert {key: c.text for key, c in read.items()} == texts
+    assert all(c.finish_reason == "stop" for c in read.values())
+
+
+@pytest.mark.anyio
+async def test_a_lone_surrogate_in_a_completion_does_not_stop_a_cached_run(tmp_path: Path) -> None:
+    def surrogate_then_judgement(request: GenerationRequest) -> list[str]:
+        return [text + "\ud800" for text in by_length(request)]
+
+    async with SQLiteCache(tmp_path / "cache.sqlite") as cache:
+        judge = Judge(FunctionBackend(surrogate_then_judgement), cache=cache)
+        first = await judge.score(QUERY, PAIR, k=2)
+        again = await judge.score(QUERY, PAIR, k=2)
+    assert [s.text for s in again.samples] == [s.text for s in first.samples]

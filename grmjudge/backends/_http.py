@@ -6,6 +6,8 @@ on the ``httpx-aiohttp`` transport, and its own connection pool is slower still 
 ``httpx.AsyncClient`` handed in by the caller (tests on ``MockTransport``/``ASGITransport``, proxies,
 custom TLS) is used as is, and httpx's own transport is the fallback where aiohttp is not installed.
 Retries go through tenacity, entered only after a first attempt fails, with an injectable sleep.
+The keys in the request headers are redacted here from whatever a server sends back (every JSON string, error
+bodies), before any judge, cache or caller sees it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import anyio
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 
+from grmjudge._redact import Redactor, header_secrets, redact_library_logs
 from grmjudge.backends._limits import RequestGate, current_retry_budget
 from grmjudge.backends._replicas import ReplicaPool
 from grmjudge.exceptions import (
@@ -151,7 +154,8 @@ class HTTPClient:
     closes a created transport (the next request makes a new one, e.g. in a new event loop); a caller's client
     is never closed here. Each request goes to the least busy healthy replica of ``base_urls`` and passes the
     [`RequestGate`][grmjudge.backends._limits.RequestGate] first. Header names are lower-cased so that a
-    caller's header and one a backend sets cannot both be sent under different spellings.
+    caller's header and one a backend sets cannot both be sent under different spellings. The credentials in
+    those headers (and in a caller's client's default headers) are redacted from everything the server returns.
     """
 
     def __init__(
@@ -176,6 +180,9 @@ class HTTPClient:
         self._max_connections = max_connections
         self._adopted = HttpxTransport(http_client, owned=False) if http_client is not None else None
         self._own: Transport | None = None
+        client_secrets = header_secrets(http_client.headers) if http_client is not None else ()
+        self.redact = Redactor([*client_secrets, *header_secrets(self.headers)])
+        redact_library_logs(self.redact)
 
     def transport(self) -> Transport:
         """The transport the next request will use."""
@@ -186,7 +193,7 @@ class HTTPClient:
         return self._own
 
     async def post_json(self, path: str, body: Mapping[str, Any], *, estimated_tokens: float = 0.0) -> dict[str, Any]:
-        """POST ``body`` as JSON to ``path`` on a replica; the decoded JSON object, or a typed error.
+        """POST ``body`` as JSON to ``path`` on a replica; the decoded JSON object (keys redacted), or a typed error.
 
         ``estimated_tokens`` is charged against a tokens-per-minute limit, if one is set.
         """
@@ -223,8 +230,8 @@ class HTTPClient:
         if reply.status >= 500:
             self.replicas.failed(replica)
         if reply.status >= 400:
-            raise status_error(url, reply, backend=self.backend)
-        return decode_json_object(url, reply, backend=self.backend)
+            raise status_error(url, reply, backend=self.backend, redact=self.redact)
+        return self.redact.json(decode_json_object(url, reply, backend=self.backend, redact=self.redact))
 
     def _may_retry(self, failure: BaseException | None, *, attempts_made: int) -> bool:
         """Whether to try again: a retryable error, attempts left, and the item's retry budget allows it."""
@@ -258,24 +265,24 @@ class HTTPClient:
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
 
-def decode_json_object(url: str, reply: RawReply, *, backend: str) -> dict[str, Any]:
-    """The reply body as a JSON object, or a BackendResponseError quoting the start of the body."""
+def decode_json_object(url: str, reply: RawReply, *, backend: str, redact: Redactor) -> dict[str, Any]:
+    """The reply body as a JSON object, or a BackendResponseError quoting the start of the body (redacted)."""
     try:
         payload = json.loads(reply.body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        excerpt = reply.body[:_BODY_EXCERPT].decode(errors="replace")
         raise BackendResponseError(
-            f"{url} answered {reply.status} with a body that is not JSON: {excerpt!r}", backend=backend
+            f"{url} answered {reply.status} with a body that is not JSON: {body_excerpt(reply, redact)!r}",
+            backend=backend,
         ) from exc
     if not isinstance(payload, dict):
         raise BackendResponseError(f"{url} answered with JSON that is not an object", backend=backend)
     return payload  # pyright: ignore[reportUnknownVariableType]
 
 
-def status_error(url: str, reply: RawReply, *, backend: str) -> BackendStatusError:
-    """The typed error for a non-2xx reply (the URL is named; headers, and so keys, are not)."""
+def status_error(url: str, reply: RawReply, *, backend: str, redact: Redactor) -> BackendStatusError:
+    """The typed error for a non-2xx reply (the URL is named; headers are not, and keys are redacted)."""
     code = reply.status
-    body = reply.body[:_BODY_EXCERPT].decode(errors="replace")
+    body = body_excerpt(reply, redact)
     message = f"{url} answered HTTP {code}: {body}"
     retry_after = parse_retry_after(reply.retry_after)
     cls: type[BackendStatusError] = BackendStatusError
@@ -286,6 +293,11 @@ def status_error(url: str, reply: RawReply, *, backend: str) -> BackendStatusErr
     elif code >= 500:
         cls = ServerError
     return cls(message, status_code=code, body=body, retry_after=retry_after, backend=backend)
+
+
+def body_excerpt(reply: RawReply, redact: Redactor) -> str:
+    """The start of a reply's body as text, redacted before it is cut so that no key straddles the cut."""
+    return redact(reply.body.decode(errors="replace"))[:_BODY_EXCERPT]
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

@@ -3,41 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from grmjudge._redact import Redactor
 from grmjudge.cli.inputs import LineError
 from grmjudge.results import Sample, ScoreResult
-
-SECRET_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
-_MIN_SECRET_LENGTH = 6
-
-
-class Redactor:
-    """Replaces every known secret value in text that is about to leave the process.
-
-    The keys are only ever sent as headers, but a careless server may echo one in an error body, which
-    grmjudge quotes in its error messages; this is the last line of defence before a file or the terminal.
-    """
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        self._secrets = tuple(s for s in secrets if len(s) >= _MIN_SECRET_LENGTH)
-
-    def __repr__(self) -> str:
-        return f"Redactor({len(self._secrets)} secrets)"
-
-    @classmethod
-    def from_environment(cls) -> Redactor:
-        """A redactor for the API keys set in the environment."""
-        return cls(os.environ.get(name, "") for name in SECRET_VARIABLES)
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, "[REDACTED]")
-        return text
 
 
 class LineWriter:

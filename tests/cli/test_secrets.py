@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from grmjudge._redact import Redactor
 from grmjudge.cli.build import JudgeOptions, build_backend, build_settings
-from grmjudge.cli.outputs import Redactor
 from grmjudge.judge import Judge
 from tests.cli.conftest import (
     cli_command,
@@ -21,9 +23,17 @@ from tests.cli.conftest import (
     score_args,
     write_jsonl,
 )
-from tests.servers import REPO_ROOT
+from tests.echo_server import leaked
+from tests.servers import REPO_ROOT, LocalServer, serve
 
 PLANTED = "sk-test-PLANTED-7f3a9c1e5b2d4068a1b2c3d4e5f60718"
+
+
+@pytest.fixture(scope="module")
+def echo() -> Iterator[LocalServer]:
+    """``tests.echo_server``: echoes the key it receives in headers, error bodies and judgement texts."""
+    with serve("tests.echo_server") as server:
+        yield server
 
 
 def _artefacts(folder: Path) -> dict[str, bytes]:
@@ -125,3 +135,53 @@ def test_reprs_and_settings_hold_no_key(monkeypatch: pytest.MonkeyPatch) -> None
         assert PLANTED not in text
     assert PLANTED not in repr(Redactor.from_environment())
     assert Redactor.from_environment()(f"echo {PLANTED}!") == "echo [REDACTED]!"
+
+
+def _echo_items(*markers: str) -> list[dict[str, Any]]:
+    """Nine plain items, then one per marker, whose query asks the echo server for that failure."""
+    items = [item(i) for i in range(9 + len(markers))]
+    for record, marker in zip(items[9:], markers, strict=True):
+        record["query"] = f"{marker} {record['query']}"
+    return items
+
+
+def _score_as(folder: Path, source: Path, base_url: str, key: str | None, *extra: str) -> tuple[int, dict[str, bytes]]:
+    """Run ``grmjudge score`` with ``OPENAI_API_KEY=key`` (unset if None): exit status and every file it left."""
+    folder.mkdir()
+    env = {name: value for name, value in os.environ.items() if name != "OPENAI_API_KEY"}
+    env.update({"OPENAI_API_KEY": key} if key else {})
+    args = score_args(source, folder / "out.jsonl", base_url, "--k", "2", "--progress-every", "0.01", *extra)
+    done = run_subprocess([*args, "--max-retries-per-item", "0"], env)
+    (folder / "stdout.txt").write_text(done.stdout)
+    (folder / "stderr.txt").write_text(done.stderr)
+    return done.returncode, _artefacts(folder)
+
+
+def test_an_echoed_key_reaches_no_file_of_a_run_nor_of_a_rerun_without_the_key(
+    echo: LocalServer, tmp_path: Path
+) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", _echo_items("echo-429", "echo-500", "echo-not-json"))
+    cache = tmp_path / "cache.sqlite"
+    first, run = _score_as(tmp_path / "run", source, echo.base_url, PLANTED, "--cache", str(cache))
+    again, rerun = _score_as(tmp_path / "rerun", source, echo.base_url, None, "--cache", str(cache))
+
+    assert first == again == 1  # three items fail at the server each time
+    assert {e["id"] for e in read_jsonl(tmp_path / "run" / "out.errors.jsonl")} == {"item-9", "item-10", "item-11"}
+    samples = [s for record in read_jsonl(tmp_path / "rerun" / "out.jsonl") for s in record["samples"]]
+    assert len(samples) == 18 and all(s["cached"] and s["text"].endswith("Bearer [REDACTED].") for s in samples)
+    files = {f"run/{n}": c for n, c in run.items()} | {f"rerun/{n}": c for n, c in rerun.items()}
+    files |= {p.name: p.read_bytes() for p in tmp_path.glob("cache.sqlite*")}
+    for name, content in files.items():
+        assert not leaked(PLANTED, content), name
+
+
+def test_a_refused_key_echoed_across_the_excerpt_cut_leaves_no_prefix(echo: LocalServer, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", _echo_items("echo-401")[9:])
+    status, artefacts = _score_as(tmp_path / "run", source, echo.base_url, PLANTED)
+
+    assert status == 3  # credentials refused: the run stops
+    (error,) = read_jsonl(tmp_path / "run" / "out.errors.jsonl")
+    assert "HTTP 401" in error["message"] and error["message"].endswith('Bearer [REDACTED]"}}')
+    assert "[REDACTED]" in artefacts["stderr.txt"].decode()
+    for name, content in artefacts.items():
+        assert not leaked(PLANTED, content), name

@@ -29,7 +29,7 @@ from grmjudge.backends.base import Backend
 from grmjudge.cache import SampleCache
 from grmjudge.exceptions import ConfigurationError, NoVerdictError
 from grmjudge.meta import MetaInput, MetaScorer
-from grmjudge.prompts import Query
+from grmjudge.prompts import MarkerCount, Query, count_markers
 from grmjudge.results import BatchResult, NoVerdict, Provenance, Sample, ScoreResult
 from grmjudge.settings import JudgeSettings
 from grmjudge.types import Message, Usage
@@ -139,7 +139,7 @@ class Judge(JudgeFacade):
         k_meta = (s.k_meta or default_k_meta(k)) if meta else None
         samples = await self._mark_kept(samples, messages, texts, k_meta)
         result = _tally(samples, len(texts), random.Random(derive_seed(s.seed, item, "tie")))
-        provenance = self._provenance(s, k, meta, k_meta, item)
+        provenance = self._provenance(s, k, meta, k_meta, item, count_markers(messages, texts))
         final = ScoreResult(**result, samples=samples, usage=usage, provenance=provenance)
         if final.no_verdict is not None and s.raise_on_no_verdict:
             raise NoVerdictError(final.no_verdict)
@@ -252,7 +252,9 @@ class Judge(JudgeFacade):
             for s in samples
         ]
 
-    def _provenance(self, s: JudgeSettings, k: int, meta: bool, k_meta: int | None, item_id: str) -> Provenance:
+    def _provenance(
+        self, s: JudgeSettings, k: int, meta: bool, k_meta: int | None, item_id: str, markers: MarkerCount
+    ) -> Provenance:
         return Provenance(
             grmjudge_version=__version__,
             backend=self.backend.name,
@@ -269,6 +271,8 @@ class Judge(JudgeFacade):
             top_p=s.top_p,
             max_tokens=s.max_tokens,
             max_resample_rounds=s.max_resample_rounds,
+            markers_neutralised=markers.total,
+            marked_responses=markers.responses,
         )
 
 

@@ -2,7 +2,8 @@
 
 A filled template becomes the content of **one user message**; the backend (or the server) applies the
 model's own chat template. Text from callers (conversation turns and responses) passes through
-[`neutralise`][grmjudge.prompts.neutralise], so a response cannot forge the template's delimiters or a score box.
+[`neutralise`][grmjudge.prompts.neutralise], so no line of it can pass for a template marker, a turn or a
+score box (docs/security.md).
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from grmjudge import _template_text
+from grmjudge._neutralise import neutralise_counted
 from grmjudge.exceptions import InvalidInputError
 from grmjudge.parsing import ScoreParser, parse_best_index, parse_boxed_scores
 from grmjudge.types import Message
@@ -26,9 +28,7 @@ HINT_SUFFIX = "The best response is: Response {index}"
 """Hinted-sampling suffix (METHOD.md §3.5), appended after a newline; ``index`` is 1-based, as shown."""
 
 _ROLE_LABELS = {"system": "System", "user": "User", "assistant": "Assistant"}
-_RESPONSE_DELIMITER = re.compile(r"\[(?=The (?:Begin|End) of Response)", re.IGNORECASE)
-_SECTION_HEADER = re.compile(r"(#{4,})([^#\n]*?)(#{4,})")
-_BOX_OPENING = re.compile(r"\\boxed\{")
+_PLACEHOLDER = re.compile(r"\{(context|responses)\}")
 
 
 class PromptTemplate(BaseModel):
@@ -81,7 +81,7 @@ class PromptTemplate(BaseModel):
         self.check_response_count(len(responses))
         context = render_context(normalise_query(query))
         blocks = render_response_blocks(responses, numbered=self.numbered)
-        text = self.text.replace("{context}", context).replace("{responses}", blocks)
+        text = _fill(self.text, context, blocks)
         if hint_best is not None:
             text += "\n" + HINT_SUFFIX.format(index=hint_best + 1)
         return text
@@ -107,19 +107,30 @@ BUILTIN_TEMPLATES = {t.id: t for t in (DEFAULT_TEMPLATE, SINGLE_RESPONSE_TEMPLAT
 
 
 def neutralise(text: str) -> str:
-    r"""Defuse template delimiters inside caller text without changing what it says.
+    r"""Quote every line of caller text that could pass for template structure; keep the rest byte for byte.
 
-    Three minimal edits: ``[The Begin/End of Response`` gets a backslash before the bracket, a
-    ``#### Header ####`` gets a backslash before each ``####`` run, and ``\boxed{`` becomes ``\boxed {``
-    (the same in LaTeX, but no longer the exact string the score parser reads).
+    A line that, look-alikes folded, reads as a ``#### Section ####`` header, a ``[The Begin/End of
+    Response i]`` delimiter, a ``User:`` / ``Assistant:`` / ``System:`` turn or the hint line gets the prefix
+    ``> ``; a chat special token (``<|im_end|>``) gets a space after its ``<``; ``\boxed{`` becomes
+    ``\boxed {``. docs/security.md says what this does and does not defend.
     """
-    if "[" in text:
-        text = _RESPONSE_DELIMITER.sub(r"\\[", text)
-    if "####" in text:
-        text = _SECTION_HEADER.sub(r"\\\1\2\\\3", text)
-    if "\\boxed" in text:
-        text = _BOX_OPENING.sub(r"\\boxed {", text)
-    return text
+    return neutralise_counted(text)[0]
+
+
+class MarkerCount(NamedTuple):
+    """How much of an input [`neutralise`][grmjudge.prompts.neutralise] had to defuse."""
+
+    total: int
+    """Lines quoted and special tokens broken, in the query and the responses together."""
+    responses: tuple[int, ...]
+    """Caller indices of the responses that had any."""
+
+
+def count_markers(query: Sequence[Message], responses: Sequence[str]) -> MarkerCount:
+    """Count the marker-like text in an input, so a result can flag it (score boxes are not counted)."""
+    in_query = sum(neutralise_counted(m.content)[1] for m in query)
+    per_response = [neutralise_counted(text)[1] for text in responses]
+    return MarkerCount(in_query + sum(per_response), tuple(i for i, n in enumerate(per_response) if n))
 
 
 def normalise_query(query: Query) -> tuple[Message, ...]:
@@ -169,5 +180,10 @@ def meta_messages(query: Query, responses: Sequence[str], judgement: str) -> tup
     """
     context = render_context(normalise_query(query))
     blocks = render_response_blocks(responses, numbered=True)
-    prompt = META_RM_PROMPT.replace("{context}", context).replace("{responses}", blocks)
+    prompt = _fill(META_RM_PROMPT, context, blocks)
     return (Message(role="user", content=prompt), Message(role="assistant", content=judgement))
+
+
+def _fill(template_text: str, context: str, blocks: str) -> str:
+    """Both placeholders in one pass, so a ``{responses}`` inside the caller's text stays text."""
+    return _PLACEHOLDER.sub(lambda m: context if m.group(1) == "context" else blocks, template_text)

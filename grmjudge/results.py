@@ -83,7 +83,13 @@ class NoVerdict(BaseModel):
 
 
 class Provenance(BaseModel):
-    """Everything that determined the result, so it can be audited and reproduced."""
+    """Everything that determined the result, so it can be audited and reproduced.
+
+    ``markers_neutralised`` counts the lines of the query and responses that looked like template
+    structure or a turn and were quoted, plus the chat special tokens that were broken (docs/security.md);
+    ``marked_responses`` lists the caller indices of the responses that held any. Both stay 0 and empty for
+    honest text, so a non-zero count flags an input worth a look.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -102,6 +108,8 @@ class Provenance(BaseModel):
     top_p: float | None
     max_tokens: int
     max_resample_rounds: int
+    markers_neutralised: int = 0
+    marked_responses: tuple[int, ...] = ()
 
 
 class ScoreResult(BaseModel):

@@ -1,19 +1,21 @@
 """The input file of ``grmjudge score``, read lazily: one validated item per good line, one typed error per bad one.
 
-The line schema is documented in ``docs/batch.md``. Validation reuses [`JudgeItem`][grmjudge.judge.JudgeItem]
+The line schema is documented in ``docs/batch.md``. Validation reuses the judge's ``JudgeItem``
 (role and last-turn checks) behind a strict record model, so a number is never silently read as a string.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Self
+from typing import Any, BinaryIO, Self, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from grmjudge.cli.files import FileProblem
 from grmjudge.cli.ids import IdIndex
 from grmjudge.judge import JudgeItem
 from grmjudge.types import Message
@@ -27,6 +29,8 @@ _JSON_TYPES: dict[type, str] = {
     dict: "object",
 }
 _SKIP_CHUNK = 1 << 20
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_VALID_TEXT = "text must be valid Unicode"
 
 
 class InputRecord(BaseModel):
@@ -99,18 +103,22 @@ def read_lines(stream: BinaryIO, *, max_line_bytes: int) -> Iterator[tuple[int, 
     """``(line number, bytes)`` for each line, counting from 1; ``None`` for a line over ``max_line_bytes``.
 
     An over-long line is skipped in chunks without being held in memory, so one huge line cannot exhaust it.
+    A failing read (an I/O error) raises [`FileProblem`][grmjudge.cli.files.FileProblem] naming the stream.
     """
     number = 0
-    while True:
-        raw = stream.readline(max_line_bytes + 1)
-        if not raw:
-            return
-        number += 1
-        if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
-            _skip_rest_of_line(stream)
-            yield number, None
-        else:
-            yield number, raw
+    try:
+        while True:
+            raw = stream.readline(max_line_bytes + 1)
+            if not raw:
+                return
+            number += 1
+            if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
+                _skip_rest_of_line(stream)
+                yield number, None
+            else:
+                yield number, raw
+    except OSError as exc:
+        raise FileProblem(f"cannot read the input {stream.name} (line {number + 1}): {exc.strerror or exc}") from exc
 
 
 def _skip_rest_of_line(stream: BinaryIO) -> None:
@@ -130,22 +138,66 @@ def count_lines(stream: BinaryIO) -> int:
 
 
 def decode_object(number: int, raw: bytes) -> dict[str, Any] | LineError | None:
-    """The line as a JSON object, a LineError, or None for a blank line."""
+    r"""The line as a JSON object of valid Unicode text, a LineError, or None for a blank line.
+
+    Errors name the line and the column (the byte, for bytes that are not UTF-8), counted from 1 as editors do.
+    JSON may spell half of a UTF-16 pair alone (``"\ud83d"``, as JavaScript writes a split emoji): such text
+    cannot be sent or written, so each field holding one is an ``invalid_item`` problem of its own.
+    """
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return LineError(number, "invalid_json", f"the line is not UTF-8 text (byte {exc.start}: {exc.reason})")
+        message = f"the line is not UTF-8 text: {exc.reason} at line {number}, byte {exc.start + 1}"
+        return LineError(number, "invalid_json", message)
     text = text.removeprefix("\ufeff") if number == 1 else text
     if not text.strip():
         return None
     try:
         value: object = json.loads(text)
     except json.JSONDecodeError as exc:
-        return LineError(number, "invalid_json", f"the line is not valid JSON: {exc.msg} at column {exc.colno}")
+        message = f"the line is not valid JSON: {exc.msg} at line {number}, column {exc.colno}"
+        return LineError(number, "invalid_json", message)
     if not isinstance(value, dict):
         found = _json_type(value)
         return LineError(number, "not_an_object", f"each line must be a JSON object, got {found}")
-    return value  # pyright: ignore[reportUnknownVariableType]
+    record = cast(dict[str, Any], value)
+    if b"\\ud" in raw or b"\\uD" in raw:  # the only way a lone surrogate gets in: skip the walk otherwise
+        problems = tuple(_lone_surrogates(record))
+        if problems:
+            return _invalid_with(number, record, problems)
+    return record
+
+
+def _lone_surrogates(value: object, path: str = "") -> Iterator[dict[str, Any]]:
+    """A problem for each string (field names included) under a decoded JSON value that holds a lone surrogate."""
+    if isinstance(value, str):
+        found = _SURROGATE.search(value)
+        if found is not None:
+            message = f"holds {_surrogate_at(found)} (half of a UTF-16 pair, such as a split emoji); {_VALID_TEXT}"
+            yield {"field": path, "problem": "lone_surrogate", "message": message}
+    elif isinstance(value, list):
+        for index, element in enumerate(cast(list[object], value)):
+            yield from _lone_surrogates(element, f"{path}[{index}]")
+    elif isinstance(value, dict):
+        for key, element in cast(dict[str, object], value).items():
+            field = f"{path}.{_escape_surrogates(key)}" if path else _escape_surrogates(key)
+            found = _SURROGATE.search(key)
+            if found is not None:
+                yield {
+                    "field": field,
+                    "problem": "lone_surrogate",
+                    "message": f"the field name holds {_surrogate_at(found)}",
+                }
+            yield from _lone_surrogates(element, field)
+
+
+def _surrogate_at(found: re.Match[str]) -> str:
+    return f"a lone surrogate {_escape_surrogates(found.group())} at character {found.start() + 1}"
+
+
+def _escape_surrogates(text: str) -> str:
+    r"""``text`` with each lone surrogate spelled as its JSON escape (``\ud800``), so it can be printed or written."""
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def item_id_of(number: int, value: dict[str, Any]) -> str:
@@ -182,7 +234,10 @@ def validate_record(number: int, value: dict[str, Any], *, max_chars: int) -> tu
 
 
 def _invalid(number: int, value: dict[str, Any], errors: list[ErrorDetails]) -> LineError:
-    details = tuple(_detail(e) for e in errors)
+    return _invalid_with(number, value, tuple(_detail(e) for e in errors))
+
+
+def _invalid_with(number: int, value: dict[str, Any], details: tuple[dict[str, Any], ...]) -> LineError:
     message = "; ".join(f"{d['field']}: {d['message']}" if d["field"] else d["message"] for d in details)
     return LineError(number, "invalid_item", message, id=given_id(value), details=details)
 

@@ -3,34 +3,38 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from grmjudge._redact import Redactor
+from grmjudge.cli.files import FileProblem
 from grmjudge.cli.inputs import LineError
 from grmjudge.results import Sample, ScoreResult
 
 
 class LineWriter:
-    """Appends complete lines to a file: each line is one unbuffered ``write()``, so a kill cuts at most the last."""
+    r"""Appends complete lines to an open file, one unbuffered ``write()`` each: a kill cuts at most the last.
 
-    def __init__(self, path: Path, *, append: bool, redact: Redactor) -> None:
-        self.path = path
+    A lone surrogate, which UTF-8 cannot encode, is written as its JSON escape (``\ud800``): a JSON line holds
+    characters beyond ASCII only inside its strings, where that escape reads back as the same character.
+    A failing write raises [`FileProblem`][grmjudge.cli.files.FileProblem] naming the file.
+    """
+
+    def __init__(self, file: BinaryIO, *, name: str, redact: Redactor) -> None:
+        self.file = file
+        self.name = name
         self.lines = 0
         self._redact = redact
-        self._file = path.open("ab" if append else "wb", buffering=0)
 
     def write(self, text: str) -> None:
         """Write ``text`` and a newline; ``text`` must hold no newline of its own (JSON dumps never does)."""
-        data = memoryview((self._redact(text) + "\n").encode())
-        while data:
-            written = self._file.write(data)
-            data = data[written or 0 :]
+        data = memoryview((self._redact(text) + "\n").encode("utf-8", "backslashreplace"))
+        try:
+            while data:
+                written = self.file.write(data)
+                data = data[written or 0 :]
+        except OSError as exc:
+            raise FileProblem(f"cannot write to the {self.name} {self.file.name}: {exc.strerror or exc}") from exc
         self.lines += 1
-
-    def close(self) -> None:
-        """Close the file."""
-        self._file.close()
 
 
 def dumps(record: dict[str, Any]) -> str:

@@ -25,6 +25,7 @@ class RunStats:
     total_lines: int | None = None
     settled: int = 0
     written: int = 0
+    out_of_order: int = 0
     verdicts: int = 0
     no_verdicts: int = 0
     errors: Counter[str] = field(default_factory=Counter[str])

@@ -39,8 +39,6 @@ def load_existing_output(
     file). A partial last line is only measured; [`truncate_partial_line`][grmjudge.cli.resume.truncate_partial_line]
     removes it once every check has passed.
     """
-    if not path.is_file():
-        raise ResumeError(f"--resume needs an existing output file, and {path} does not exist (run without --resume)")
     in_input = input_ids(input_lines)
     done = IdIndex()
     missing: list[str] = []
@@ -117,9 +115,14 @@ class _Records:
     def _parse(self, number: int, raw: bytes) -> dict[str, Any]:
         try:
             record: object = json.loads(raw)
-        except ValueError:
+        except json.JSONDecodeError as exc:
             raise ResumeError(
-                f"line {number} of {self.path} is not valid JSON; the file was edited or damaged"
+                f"line {number} of {self.path} is not valid JSON (column {exc.colno}: {exc.msg}); "
+                "the file was edited or damaged"
+            ) from None
+        except ValueError:  # bytes that are not UTF-8
+            raise ResumeError(
+                f"line {number} of {self.path} is not UTF-8 text; the file was edited or damaged"
             ) from None
         if not isinstance(record, dict):
             raise ResumeError(f"line {number} of {self.path} is not a JSON object; it is not a grmjudge output file")

@@ -6,14 +6,23 @@ concurrency items: the current ``Judge.stream`` runs out of input and drains (th
 buffer empties, and a new stream picks up the input where the last one stopped. At most
 ``(REORDER_FACTOR + 2) x concurrency`` items are read past a slow one: the buffer's limit, the stream's own
 buffer of finished items, the others in flight and one read ahead.
+
+However the loop ends (Ctrl-C, an abort, a failing file), every finished item is still written before it
+returns: those received, those the stream has finished but not yet handed over, and those waiting in the
+reorder buffer. The last are written in input order but after the gap left by the items still in flight, and
+counted in ``RunStats.out_of_order``; ``--resume`` skips them by id and judges only the gap.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Literal
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from grmjudge.cli.inputs import InputScanner, LineError, LineItem
 from grmjudge.cli.outputs import LineWriter, dumps, output_record
@@ -72,6 +81,12 @@ class ReorderBuffer:
             if entry is not None:
                 writable.append(entry)
         return writable
+
+    def drain(self) -> list[_Ready]:
+        """Every finished item still waiting, in input order, gaps skipped (the buffer is then empty)."""
+        waiting = [self._waiting[seq] for seq in sorted(self._waiting)]
+        self._waiting.clear()
+        return [entry for entry in waiting if entry is not None]
 
 
 class _Segment(Iterator[JudgeItem]):
@@ -147,30 +162,68 @@ def _backend_failed(entry: LineItem, failed: list[SampleError]) -> LineError:
     return LineError(entry.line, "backend_failed", message, id=entry.id, details=details)
 
 
+class _Sink:
+    """Takes each finished item to the output (or the errors file): at once, or when its turn in input order comes."""
+
+    def __init__(self, plan: RunPlan, output: LineWriter, stats: RunStats, report: Callable[[LineError], None]) -> None:
+        self._plan = plan
+        self._output = output
+        self._stats = stats
+        self._settler = _Settler(plan, stats, report)
+        self.buffer = ReorderBuffer()
+
+    def take(self, batch: BatchResult, entry: LineItem) -> None:
+        """Settle a finished item and write every line now due."""
+        ready = self._settler.settle(batch, entry)
+        if self._plan.order == "completion":
+            if ready is not None:
+                self._write(ready)
+            return
+        for writable in self.buffer.complete(entry.seq, ready):
+            self._write(writable)
+
+    def take_finished(self, results: MemoryObjectReceiveStream[BatchResult], segment: _Segment) -> None:
+        """Take the items the stream has finished but not handed over yet (the loop was stopped early)."""
+        while True:
+            try:
+                batch = results.receive_nowait()
+            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                return
+            with suppress(FatalRunError):  # the run is stopping already; the item is in the errors file
+                self.take(batch, segment.take(batch.index))
+
+    def flush(self) -> None:
+        """Write the items waiting for one still in flight: out of input order, but not lost."""
+        for ready in self.buffer.drain():
+            self._write(ready)
+            self._stats.out_of_order += 1
+
+    def _write(self, ready: _Ready) -> None:
+        self._output.write(ready.line)
+        self._stats.add_output(ready.result)
+
+
 async def judge_lines(
     plan: RunPlan, scanner: InputScanner, output: LineWriter, stats: RunStats, report: Callable[[LineError], None]
 ) -> None:
-    """Judge every item the scanner yields and write each output line whole, in the order the plan asks."""
-    settler = _Settler(plan, stats, report)
-    buffer = ReorderBuffer()
+    """Judge every item the scanner yields and write each output line whole, in the order the plan asks.
+
+    However it ends (interrupted, aborted), every item finished by then is written before it returns or raises.
+    """
+    sink = _Sink(plan, output, stats, report)
     limit = REORDER_FACTOR * plan.concurrency
 
-    def write(ready: _Ready) -> None:
-        output.write(ready.line)
-        stats.add_output(ready.result)
-
     def reorder_full() -> bool:
-        return plan.order == "input" and buffer.waiting > limit
+        return plan.order == "input" and sink.buffer.waiting > limit
 
-    while not scanner.exhausted:
-        segment = _Segment(scanner, reorder_full)
-        async with plan.judge.stream(segment, plan.k, plan.meta, concurrency=plan.concurrency) as results:
-            async for batch in results:
-                entry = segment.take(batch.index)
-                ready = settler.settle(batch, entry)
-                if plan.order == "completion":
-                    if ready is not None:
-                        write(ready)
-                    continue
-                for writable in buffer.complete(entry.seq, ready):
-                    write(writable)
+    try:
+        while not scanner.exhausted:
+            segment = _Segment(scanner, reorder_full)
+            async with plan.judge.stream(segment, plan.k, plan.meta, concurrency=plan.concurrency) as results:
+                try:
+                    async for batch in results:
+                        sink.take(batch, segment.take(batch.index))
+                finally:
+                    sink.take_finished(results, segment)
+    finally:
+        sink.flush()

@@ -1,7 +1,8 @@
 """``grmjudge score``: judge a JSONL file of items into a JSONL file of verdicts (guide: ``docs/batch.md``).
 
-Exit status: 0 every line was judged or skipped; 1 some lines went to the errors file; 2 bad arguments,
-nothing done; 3 aborted (credentials refused, or the backend failing item after item); 130 interrupted.
+Exit status: 0 every line was judged or skipped; 1 some lines went to the errors file; 2 bad arguments or a
+file that cannot be used, nothing done; 3 aborted (credentials refused, the backend failing item after item, or
+a file failing mid-run); 130 interrupted (every finished item written).
 """
 
 from __future__ import annotations
@@ -68,10 +69,15 @@ def _add_judge_options(parser: argparse.ArgumentParser) -> None:
         "--judge", required=True, metavar="SPEC", help="backend spec, e.g. openai:MODEL, anthropic:MODEL"
     )
     group.add_argument(
-        "--base-url", action="append", default=[], metavar="URL", help="server URL (repeat for replicas)"
+        "--base-url",
+        action="append",
+        default=[],
+        type=arg_types.http_url,
+        metavar="URL",
+        help="server URL (repeat for replicas)",
     )
     group.add_argument("--meta", metavar="SPEC", help="meta RM: http:MODEL (with --meta-base-url) or hf:PATH")
-    group.add_argument("--meta-base-url", metavar="URL", help="server of an http: meta RM")
+    group.add_argument("--meta-base-url", type=arg_types.http_url, metavar="URL", help="server of an http: meta RM")
     group.add_argument("--k-meta", type=arg_types.positive_int, metavar="N", help="samples kept by the meta RM")
     group.add_argument("--k", type=arg_types.positive_int, default=8, metavar="N", help="samples per item (default 8)")
     group.add_argument("--temperature", type=arg_types.non_negative_float, metavar="T", help="default 0.5 (0 if k=1)")

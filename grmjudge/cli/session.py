@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import TextIO
 
 import anyio
 import anyio.to_thread
@@ -17,6 +16,7 @@ from grmjudge._tasks import task_group
 from grmjudge.backends.base import Backend
 from grmjudge.cache import SQLiteCache
 from grmjudge.cli.build import build_backend, build_meta, build_settings
+from grmjudge.cli.files import STDIN, FileProblem, RunFiles, check_paths, open_run_files
 from grmjudge.cli.ids import IdIndex
 from grmjudge.cli.inputs import InputScanner, LineError, ScanCounts, count_lines, max_line_bytes, read_lines
 from grmjudge.cli.outputs import LineWriter, Redactor, dumps, error_record
@@ -34,8 +34,6 @@ from grmjudge.judge import Judge
 from grmjudge.settings import JudgeSettings
 from grmjudge.voting import default_k_meta
 
-STDIN = "-"
-
 
 @dataclass
 class Session:
@@ -46,18 +44,26 @@ class Session:
     redact: Redactor
     judge: Judge
     existing: ExistingOutput | None
+    files: RunFiles
 
     @classmethod
     def open(cls, options: ScoreOptions, stderr: TextIO) -> Session:
-        """Check the paths, build the judge, load the resume point; any problem raises UsageError."""
+        """Check the paths, build the judge, open the files, load the resume point; any problem raises UsageError.
+
+        Nothing is changed until every check has passed: files the checks created are removed on a refusal.
+        """
         redact = Redactor.from_environment()
         try:
-            _check_paths(options)
+            check_paths(options)
             backend, meta, settings = (
                 build_backend(options.judge),
                 build_meta(options.judge),
                 build_settings(options.judge),
             )
+        except (GRMJudgeError, ValidationError) as exc:
+            raise UsageError(redact(str(exc))) from exc
+        files = open_run_files(options)
+        try:
             existing = _load_resume_point(options, backend, settings) if options.resume else None
             cache = _open_cache(options.cache) if options.cache is not None else None
             judge = Judge(
@@ -67,17 +73,22 @@ class Session:
                 max_concurrent_requests=options.max_concurrent_requests,
                 cache=cache,
             )
-        except (GRMJudgeError, ResumeError, ValidationError) as exc:
-            raise UsageError(redact(str(exc))) from exc
-        return cls(options, stderr, redact, judge, existing)
+            files.start(keep_output=options.resume)
+            if options.resume:
+                _cut_partial_line(options.output)
+        except BaseException as exc:
+            files.discard()
+            if isinstance(exc, GRMJudgeError | ResumeError | ValidationError):
+                raise UsageError(redact(str(exc))) from exc
+            raise
+        return cls(options, stderr, redact, judge, existing, files)
 
     def run(self) -> int:
         """Judge the input into the output; print the summary; return the exit status."""
         o = self.options
         self._note_resume()
-        source: BinaryIO = sys.stdin.buffer if o.input == STDIN else Path(o.input).open("rb")
-        output = LineWriter(o.output, append=o.resume, redact=self.redact)
-        errors = LineWriter(o.errors, append=False, redact=self.redact)
+        output = LineWriter(self.files.output, name="output", redact=self.redact)
+        errors = LineWriter(self.files.errors, name="errors file", redact=self.redact)
         limit = max_line_bytes(o.max_input_chars)
         stats = RunStats(scan=ScanCounts())
 
@@ -86,7 +97,7 @@ class Session:
             stats.add_error(error)
 
         scanner = InputScanner(
-            read_lines(source, max_line_bytes=limit),
+            read_lines(self.files.source, max_line_bytes=limit),
             on_error=report,
             max_chars=o.max_input_chars,
             max_line_bytes=limit,
@@ -99,18 +110,20 @@ class Session:
         outcome, status, note = "finished", EXIT_OK, ""
         try:
             anyio.run(self._judge, scanner, output, stats, report, reporter)
-        except FatalRunError as exc:
+        except (FatalRunError, FileProblem) as exc:
             outcome, status = "aborted", EXIT_ABORTED
             note = f"grmjudge score: aborted: {exc}\nFix the cause, then run the same command with --resume."
         except KeyboardInterrupt:
             outcome, status = "interrupted", EXIT_INTERRUPTED
-            note = "grmjudge score: interrupted; every finished line is in the output: continue with --resume."
+            note = "grmjudge score: interrupted; every finished item is in the output: continue with --resume."
         finally:
-            if source is not sys.stdin.buffer:
-                source.close()
-            output.close()
-            errors.close()
+            self.files.close()
             reporter.end()
+        if stats.out_of_order:
+            note += (
+                f"\n{stats.out_of_order:,} finished items were written after items still in flight, out of input "
+                "order; --resume appends the missing ones."
+            )
         if status == EXIT_OK and stats.errors:
             status = EXIT_ERRORS
         self._finish(stats, outcome, note)
@@ -163,30 +176,6 @@ class Session:
         self.stderr.flush()
 
 
-def _check_paths(o: ScoreOptions) -> None:
-    if o.input != STDIN and not Path(o.input).is_file():
-        raise UsageError(f"input file {o.input} does not exist")
-    if o.resume and o.input == STDIN:
-        raise UsageError("--resume reads the input twice, so the input must be a file, not standard input")
-    for name, path in (("output", o.output), ("errors file", o.errors)):
-        if not path.parent.is_dir():
-            raise UsageError(f"the directory of the {name} {path} does not exist")
-        if path.is_dir():
-            raise UsageError(f"the {name} {path} is a directory")
-    paths = {"input": Path(o.input) if o.input != STDIN else None, "output": o.output, "errors file": o.errors}
-    if o.cache is not None:
-        paths["cache"] = o.cache
-    _check_distinct({name: p.resolve() for name, p in paths.items() if p is not None})
-
-
-def _check_distinct(paths: dict[str, Path]) -> None:
-    seen: dict[Path, str] = {}
-    for name, path in paths.items():
-        if path in seen:
-            raise UsageError(f"the {seen[path]} and the {name} are the same file ({path})")
-        seen[path] = name
-
-
 def _load_resume_point(o: ScoreOptions, backend: Backend, s: JudgeSettings) -> ExistingOutput:
     meta = o.judge.meta is not None
     expected: dict[str, object] = {
@@ -202,9 +191,15 @@ def _load_resume_point(o: ScoreOptions, backend: Backend, s: JudgeSettings) -> E
     }
     with Path(o.input).open("rb") as source:
         lines = read_lines(source, max_line_bytes=max_line_bytes(o.max_input_chars))
-        existing = load_existing_output(o.output, expected, lines)
-    truncate_partial_line(o.output)  # every check passed: now drop what a killed writer left half-written
-    return existing
+        return load_existing_output(o.output, expected, lines)
+
+
+def _cut_partial_line(path: Path) -> None:
+    """Drop what a killed writer left half-written, now that every check has passed."""
+    try:
+        truncate_partial_line(path)
+    except OSError as exc:  # e.g. an append-only file
+        raise UsageError(f"cannot cut the partial last line of the output {path}: {exc.strerror or exc}") from exc
 
 
 def _open_cache(path: Path) -> SQLiteCache:

@@ -38,9 +38,18 @@ def test_every_bad_line_gets_a_typed_error_and_every_good_line_a_verdict(
         raw = source_lines[int(error["line"]) - 1]
         given = json.loads(raw).get("id") if error["type"] not in ("invalid_json", "not_an_object") else None
         assert error["id"] == (given if isinstance(given, str) else None)
+        if error["type"] == "invalid_json":  # the message says where, as an editor counts
+            assert f"at line {error['line']}, " in error["message"], error
     detailed = next(e for e in errors if e["line"] == 79)
     assert [d["field"] for d in detailed["details"]] == ["query", "responses[0]", "label", "foo"]
     assert [d["problem"] for d in detailed["details"]] == ["string_type", "string_type", "int_type", "extra_forbidden"]
+    (surrogate,) = next(e for e in errors if e["line"] == 96)["details"]
+    assert surrogate == {
+        "field": "responses[1]",
+        "problem": "lone_surrogate",
+        "message": "holds a lone surrogate \\ude00 at character 1 (half of a UTF-16 pair, such as a split emoji); "
+        "text must be valid Unicode",
+    }
     records = read_jsonl(output)
     valid_lines: list[int] = expected["valid_lines"]
     wanted_ids = [json.loads(source_lines[n - 1]).get("id") or str(n) for n in valid_lines]
@@ -103,6 +112,11 @@ def test_an_item_the_judge_refuses_is_reported_with_its_exception(
         (["--meta", "mystery:m"], "--meta must look like 'http:MODEL'"),
         (["--meta", "http:m"], "--meta http:MODEL needs --meta-base-url"),
         (["--resume"], "--resume needs an existing output file"),
+        (["--base-url", "notaurl"], "argument --base-url: must be an http:// or https:// URL, got 'notaurl'"),
+        (["--base-url", "ftp://x"], "argument --base-url: must be an http:// or https:// URL, got 'ftp://x'"),
+        (["--base-url", "http://"], "argument --base-url: must name a host, got 'http://'"),
+        (["--base-url", "http://h:port/v1"], "argument --base-url: has a bad port, got 'http://h:port/v1'"),
+        (["--meta", "http:m", "--meta-base-url", "localhost:8000"], "argument --meta-base-url: must be an http://"),
     ],
 )
 def test_bad_arguments_exit_2_before_any_work(
@@ -141,6 +155,13 @@ def test_a_missing_input_or_clashing_paths_exit_2(tmp_path: Path, capsys: pytest
 
     status, stderr = run_in_process(score_args(source, tmp_path / "no-dir" / "o.jsonl", url), capsys)
     assert (status, "does not exist" in stderr) == (2, True)
+
+    status, stderr = run_in_process(score_args(tmp_path, tmp_path / "o.jsonl", url), capsys)
+    assert (status, f"the input {tmp_path} is a directory, not a file" in stderr) == (2, True)
+
+    status, stderr = run_in_process(score_args(source, source / "o.jsonl", url), capsys)
+    assert status == 2
+    assert f"cannot create the output {source / 'o.jsonl'}: {source} is a file, not a directory" in stderr
 
     status, stderr = run_in_process(
         ["score", str(source), "-o", str(tmp_path / "o.jsonl"), "--judge", "openai:m"], capsys

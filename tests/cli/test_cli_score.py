@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from grmjudge import JudgeSettings
+from grmjudge import Judge, JudgeSettings
+from grmjudge.backends.function import FunctionBackend
 from grmjudge.backends.openai import OpenAIBackend
 from grmjudge.cli.build import JudgeOptions, build_backend, build_settings
 from grmjudge.cli.inputs import ScanCounts
-from grmjudge.cli.outputs import Redactor
+from grmjudge.cli.outputs import LineWriter, Redactor, dumps, output_record
 from grmjudge.cli.progress import ProgressReporter, RunStats
 from grmjudge.cli.runner import REORDER_FACTOR
 from grmjudge.settings import RateLimits
@@ -142,6 +143,26 @@ def test_unicode_line_separators_are_escaped_so_every_reader_sees_one_line_per_v
     assert status == 0
     assert [r["id"] for r in read_jsonl(output)] == ["item-0", odd["id"]]  # read_jsonl uses str.splitlines
     assert "é" in output.read_text()  # UTF-8 is kept as is otherwise
+
+
+@pytest.mark.anyio
+async def test_a_result_holding_lone_surrogates_is_written_as_valid_utf8_json(tmp_path: Path) -> None:
+    judge = Judge(FunctionBackend(lambda request: ["Analysis: fine.\nScores: \\boxed{5, 6}"] * request.n))
+    result = await judge.score("q", ["a", "b"], k=2)
+    odd = "split \ud83d emoji \udfff"  # what a server may send back, or a caller pass in, as a JSON escape
+    sample = result.samples[0].model_copy(update={"text": odd})
+    result = result.model_copy(update={"samples": [sample, *result.samples[1:]]})
+    path = tmp_path / "out.jsonl"
+
+    with path.open("ab", buffering=0) as file:
+        LineWriter(file, name="output", redact=Redactor([])).write(
+            dumps(output_record(result, "id-\ud800", None, texts=True))
+        )
+
+    line = path.read_bytes().decode("utf-8")  # strict UTF-8
+    record = json.loads(line)
+    assert (record["id"], record["samples"][0]["text"]) == ("id-\ud800", odd)
+    assert "\\ud83d" in line and "\\udfff" in line  # the same JSON escapes a reader wrote them with
 
 
 def test_meta_rm_keeps_the_top_samples(

@@ -1,20 +1,36 @@
-"""The batch loop every judge shares: bounded concurrency, input order, per-item errors instead of aborts."""
+"""The batch loop every judge shares: bounded concurrency, input order, per-item errors instead of aborts.
+
+A batch item is a [`JudgeItem`][grmjudge.judge.JudgeItem], a mapping with ``query``, ``responses`` and an
+optional ``id``, or a ``(query, responses)`` pair. Whatever else arrives (``None``, a number, a mapping with
+wrong types) becomes that item's [`InvalidInputError`][grmjudge.exceptions.InvalidInputError]; the others go on.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from grmjudge._inputs import (
+    check_item_id,
+    check_query,
+    check_responses,
+    check_text,
+    lone_surrogate,
+    shown,
+    type_name,
+)
 from grmjudge._tasks import task_group
 from grmjudge.exceptions import GRMJudgeError, InvalidInputError
-from grmjudge.prompts import normalise_query
+from grmjudge.prompts import Query
 from grmjudge.results import BatchResult, ItemError, ScoreResult
 from grmjudge.types import Message
+
+_ITEM_KEYS = ("query", "responses", "id")
 
 
 class JudgeItem(BaseModel):
@@ -29,8 +45,24 @@ class JudgeItem(BaseModel):
     @field_validator("query", mode="before")
     @classmethod
     def _messages(cls, value: object) -> object:
-        return value if isinstance(value, str) else normalise_query(value)  # pyright: ignore[reportArgumentType]
+        messages = check_query(value)
+        return value if isinstance(value, str) else messages
 
+    @field_validator("responses")
+    @classmethod
+    def _valid_texts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for i, text in enumerate(value):
+            check_text(text, f"responses[{i}]")
+        return value
+
+    @field_validator("id")
+    @classmethod
+    def _valid_id(cls, value: str | None) -> str | None:
+        return check_item_id(value, "id")
+
+
+BatchItem = JudgeItem | Mapping[str, Any] | tuple[Query, Sequence[str]]
+"""One item of a batch: a `JudgeItem`, a mapping with ``query``, ``responses`` and optional ``id``, or a pair."""
 
 ItemScorer = Callable[[JudgeItem, str], Awaitable[ScoreResult]]
 """Scores one validated item given its id."""
@@ -38,21 +70,20 @@ ItemScorer = Callable[[JudgeItem, str], Awaitable[ScoreResult]]
 
 @asynccontextmanager
 async def stream_batch(
-    items: Iterable[JudgeItem | Mapping[str, Any]], score_item: ItemScorer, *, concurrency: int
+    items: Iterable[BatchItem], score_item: ItemScorer, *, concurrency: int
 ) -> AsyncGenerator[MemoryObjectReceiveStream[BatchResult], None]:
     """Results of ``score_item(item, item_id)`` over ``items``, in completion order, as a receive stream.
 
     ``items`` is read lazily: at most ``concurrency`` items are in flight or waiting to be received, so memory
-    stays flat however long the input. An item that raises a grmjudge or validation error becomes a
-    [`BatchResult`][grmjudge.results.BatchResult] with ``error``; the rest go on. Items without an id get
-    their position as id. Leaving the context early cancels the items still running.
+    stays flat however long the input. An item that is malformed or raises a grmjudge or validation error
+    becomes a [`BatchResult`][grmjudge.results.BatchResult] with ``error``; the rest go on. Items without a
+    usable id get their position as id. Leaving the context early cancels the items still running.
     """
-    if concurrency < 1:
-        raise InvalidInputError(f"concurrency must be at least 1, got {concurrency}")
+    _check_batch(items, concurrency)
     send, receive = anyio.create_memory_object_stream[BatchResult](concurrency)
     slots = anyio.Semaphore(concurrency, fast_acquire=True)
 
-    async def work(index: int, raw: JudgeItem | Mapping[str, Any], out: MemoryObjectSendStream[BatchResult]) -> None:
+    async def work(index: int, raw: object, out: MemoryObjectSendStream[BatchResult]) -> None:
         async with out:
             await out.send(await _run_item(index, raw, score_item))
         slots.release()
@@ -69,21 +100,71 @@ async def stream_batch(
         tg.cancel_scope.cancel()
 
 
-async def run_batch(
-    items: Iterable[JudgeItem | Mapping[str, Any]], score_item: ItemScorer, *, concurrency: int
-) -> list[BatchResult]:
+async def run_batch(items: Iterable[BatchItem], score_item: ItemScorer, *, concurrency: int) -> list[BatchResult]:
     """Every result of [`stream_batch`][grmjudge._batch.stream_batch], in input order."""
     async with stream_batch(items, score_item, concurrency=concurrency) as results:
         collected = [result async for result in results]
     return sorted(collected, key=lambda result: result.index)
 
 
-async def _run_item(index: int, raw: JudgeItem | Mapping[str, Any], score_item: ItemScorer) -> BatchResult:
-    raw_id = raw.id if isinstance(raw, JudgeItem) else raw.get("id")
-    item_id = raw_id if isinstance(raw_id, str) else str(index)
+def _check_batch(items: object, concurrency: object) -> None:
+    """Refuse bad batch arguments once, before any item is read, rather than once per item."""
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int):
+        raise InvalidInputError(f"concurrency must be a positive integer, got {shown(concurrency)}")
+    if concurrency < 1:
+        raise InvalidInputError(f"concurrency must be at least 1, got {concurrency}")
+    if isinstance(items, str | bytes):
+        raise InvalidInputError("items is a single string: pass a list of items")
+    if isinstance(items, Mapping | JudgeItem):
+        raise InvalidInputError("items is a single mapping or item: pass a list of items, e.g. [item]")
+    if not isinstance(items, Iterable):
+        raise InvalidInputError(f"items must be an iterable of items, got {type_name(items)}")
+
+
+def _to_item(raw: object) -> JudgeItem:
+    """The item ``raw`` describes, or an InvalidInputError naming what is wrong with it."""
+    if isinstance(raw, JudgeItem):
+        return raw
+    if isinstance(raw, tuple):
+        pair = cast(tuple[object, ...], raw)
+        if len(pair) != 2:
+            raise InvalidInputError(f"item is a tuple of {len(pair)}; a (query, responses) pair has 2")
+        query, responses, item_id = pair[0], pair[1], None
+    elif isinstance(raw, Mapping):
+        fields = cast(Mapping[object, object], raw)
+        unknown = [key for key in fields if key not in _ITEM_KEYS]
+        if unknown:
+            names = ", ".join(map(shown, unknown))
+            raise InvalidInputError(f"item has unknown keys: {names}; an item has 'query', 'responses' and 'id'")
+        for key in ("query", "responses"):
+            if key not in fields:
+                raise InvalidInputError(f"item has no {key!r}")
+        query, responses, item_id = fields["query"], fields["responses"], fields.get("id")
+    else:
+        raise InvalidInputError(
+            f"item is {type_name(raw)}, not a JudgeItem, a mapping with 'query' and 'responses', "
+            "or a (query, responses) pair"
+        )
+    return JudgeItem.model_construct(
+        query=check_query(query), responses=check_responses(responses), id=check_item_id(item_id, "id")
+    )
+
+
+async def _run_item(index: int, raw: object, score_item: ItemScorer) -> BatchResult:
+    item_id = _reported_id(raw, index)
     try:
-        item = raw if isinstance(raw, JudgeItem) else JudgeItem.model_validate(raw)
-        result = await score_item(item, item_id)
+        result = await score_item(_to_item(raw), item_id)
     except (GRMJudgeError, ValidationError) as exc:
         return BatchResult(index=index, item_id=item_id, error=ItemError(type=type(exc).__name__, message=str(exc)))
     return BatchResult(index=index, item_id=item_id, result=result)
+
+
+def _reported_id(raw: object, index: int) -> str:
+    """The item's own id where it is a valid string, else its position, so even a bad item can be found."""
+    if isinstance(raw, JudgeItem):
+        raw_id = raw.id
+    elif isinstance(raw, Mapping):
+        raw_id = cast(Mapping[object, object], raw).get("id")
+    else:
+        raw_id = None
+    return raw_id if isinstance(raw_id, str) and lone_surrogate(raw_id) is None else str(index)

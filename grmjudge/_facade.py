@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from grmjudge._batch import JudgeItem
+from grmjudge._batch import BatchItem
 from grmjudge._sync import run_sync
 from grmjudge.prompts import Query
 from grmjudge.results import BatchResult, ScoreResult
@@ -42,7 +42,7 @@ class JudgeFacade(ABC):
         return run_sync(self._in_fresh_loop(lambda: self.score(query, responses, k, meta, **kw)), method="judge.score")
 
     def score_many_sync(
-        self, items: Iterable[JudgeItem | Mapping[str, Any]], k: int = 1, meta: bool = False, **kw: Any
+        self, items: Iterable[BatchItem], k: int = 1, meta: bool = False, **kw: Any
     ) -> list[BatchResult]:
         """Blocking `score_many`; raises `SyncInAsyncContextError` inside an event loop."""
         return run_sync(self._in_fresh_loop(lambda: self.score_many(items, k, meta, **kw)), method="judge.score_many")

@@ -1,7 +1,9 @@
 """Collect k judgements from a backend: one request per distinct response order, then bounded re-asks.
 
 Samples that share a permutation share a prompt, so they go in one request with ``n`` = their count when
-the backend supports ``n``; otherwise each is its own request with its own seed.
+the backend supports ``n``; otherwise each is its own request with its own seed. A completion whose text is not
+valid Unicode (a lone surrogate, as a server that cuts an emoji in half sends) is an ``invalid_text`` sample:
+never parsed, cached or kept, so nothing downstream has to encode it.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from typing import Any
 
 import anyio
 
+from grmjudge._inputs import lone_surrogate
 from grmjudge._tasks import task_group
 from grmjudge.backends.base import Backend
 from grmjudge.cache import SampleCache, sample_keys
 from grmjudge.exceptions import BackendError
-from grmjudge.parsing import ParseFailure, parse_judgement
+from grmjudge.parsing import ParseFailure, ParseFailureReason, parse_judgement
 from grmjudge.prompts import PromptTemplate, judge_messages
 from grmjudge.results import Sample, SampleError
 from grmjudge.types import Completion, GenerationRequest, Message, Usage
@@ -115,7 +118,8 @@ async def _request(
         return
     usages.append(generation.usage)
     if cache is not None:
-        await cache.put_many(dict(zip(keys, generation.completions, strict=True)))
+        pairs = zip(keys, generation.completions, strict=True)
+        await cache.put_many({key: c for key, c in pairs if lone_surrogate(c.text) is None})
     for slot, completion in zip(slots, generation.completions, strict=True):
         drawn[slot] = _judged_sample(job, slot, perm, completion, seed, attempt)
 
@@ -130,9 +134,6 @@ def _judged_sample(
     *,
     cached: bool = False,
 ) -> Sample:
-    outcome = parse_judgement(
-        completion.text, completion.finish_reason, len(perm), job.template.score_range, job.template.parser
-    )
     common: dict[str, Any] = {
         "index": slot,
         "permutation": perm,
@@ -142,6 +143,15 @@ def _judged_sample(
         "attempt": attempt,
         "cached": cached,
     }
+    surrogate = lone_surrogate(completion.text)
+    if surrogate is not None:
+        message = f"the text has a lone surrogate at position {surrogate}: not valid Unicode, so it was dropped"
+        error = SampleError(kind="parse", reason=ParseFailureReason.INVALID_TEXT.value, message=message)
+        common["text"] = None
+        return Sample(**common, error=error)
+    outcome = parse_judgement(
+        completion.text, completion.finish_reason, len(perm), job.template.score_range, job.template.parser
+    )
     if isinstance(outcome, ParseFailure):
         error = SampleError(kind="parse", reason=outcome.reason.value, message=outcome.detail)
         return Sample(**common, error=error)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -18,9 +18,9 @@ import anyio
 import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from grmjudge._batch import ItemScorer, JudgeItem, run_batch, stream_batch
+from grmjudge._batch import BatchItem, ItemScorer, JudgeItem, run_batch, stream_batch
 from grmjudge._facade import JudgeFacade
-from grmjudge._inputs import content_id, validate_input
+from grmjudge._inputs import check_item_id, check_k, content_id, validate_input
 from grmjudge._sampling import SamplingJob, collect_samples
 from grmjudge._version import __version__
 from grmjudge.backends._limits import RetryBudget, current_retry_budget
@@ -121,14 +121,16 @@ class Judge(JudgeFacade):
 
         ``meta=True`` keeps only the top ``k_meta`` samples (default ``max(1, k // 2)``) by the meta scorer.
         ``item_id`` seeds the shuffles and samples; by default it is a hash of the query and responses,
-        so the same input always gets the same orders and seeds.
+        so the same input always gets the same orders and seeds. ``k`` is at most ``settings.max_k``.
+        Bad input raises [`InvalidInputError`][grmjudge.exceptions.InvalidInputError] before anything is sent.
         """
         s = settings or self.settings
-        messages, texts = validate_input(query, responses, k)
+        check_k(k, s.max_k)
+        messages, texts = validate_input(query, responses)
         s.template.check_response_count(len(texts))
-        if meta and self.meta is None:
-            raise ConfigurationError("meta=True needs a meta scorer: Judge(backend, meta=...)")
-        item = item_id if item_id is not None else content_id(messages, texts)
+        self._check_meta(meta)
+        given_id = check_item_id(item_id)
+        item = given_id if given_id is not None else content_id(messages, texts)
         permutations = plan_permutations(len(texts), k, s.shuffle, random.Random(derive_seed(s.seed, item, "order")))
         budget = RetryBudget(s.retry_budget_per_item) if s.retry_budget_per_item is not None else None
         budget_token = current_retry_budget.set(budget)
@@ -147,7 +149,7 @@ class Judge(JudgeFacade):
 
     async def score_many(
         self,
-        items: Iterable[JudgeItem | Mapping[str, Any]],
+        items: Iterable[BatchItem],
         k: int = 1,
         meta: bool = False,
         *,
@@ -156,14 +158,16 @@ class Judge(JudgeFacade):
     ) -> list[BatchResult]:
         """Judge many items, at most ``concurrency`` at a time, and return the results in input order.
 
-        An item that raises (bad input, a meta scorer failure) is recorded as that item's ``error``; the rest
-        of the batch goes on. Items without an id get their position as id.
+        Items are `JudgeItem`s, mappings with ``query``, ``responses`` and optional ``id``, or
+        ``(query, responses)`` pairs. An item that is malformed or raises (bad input, a meta scorer failure) is
+        recorded as that item's ``error``; the rest of the batch goes on. Items without an id get their position
+        as id. Arguments that would fail every item (``k``, ``meta``, ``concurrency``) raise once, up front.
         """
         return await run_batch(items, self._item_scorer(k, meta, settings), concurrency=concurrency)
 
     def stream(
         self,
-        items: Iterable[JudgeItem | Mapping[str, Any]],
+        items: Iterable[BatchItem],
         k: int = 1,
         meta: bool = False,
         *,
@@ -178,10 +182,17 @@ class Judge(JudgeFacade):
         return stream_batch(items, self._item_scorer(k, meta, settings), concurrency=concurrency)
 
     def _item_scorer(self, k: int, meta: bool, settings: JudgeSettings | None) -> ItemScorer:
+        check_k(k, (settings or self.settings).max_k)
+        self._check_meta(meta)
+
         async def score_item(item: JudgeItem, item_id: str) -> ScoreResult:
             return await self.score(item.query, item.responses, k, meta, item_id=item_id, settings=settings)
 
         return score_item
+
+    def _check_meta(self, meta: bool) -> None:
+        if meta and self.meta is None:
+            raise ConfigurationError("meta=True needs a meta scorer: Judge(backend, meta=...)")
 
     async def aclose(self) -> None:
         """Close the backend and the meta scorer."""

@@ -30,6 +30,7 @@ class ParseFailureReason(StrEnum):
     NOT_INTEGER = "not_integer"
     WRONG_COUNT = "wrong_count"
     OUT_OF_RANGE = "out_of_range"
+    INVALID_TEXT = "invalid_text"  # a lone surrogate: not valid Unicode, dropped by the judge before parsing
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
-from grmjudge._batch import JudgeItem, run_batch
+from grmjudge._batch import BatchItem, JudgeItem, run_batch
 from grmjudge._facade import JudgeFacade
-from grmjudge._inputs import content_id
-from grmjudge._inputs import validate_input as validate_call
+from grmjudge._inputs import check_item_id, check_k, content_id, validate_input
 from grmjudge._version import __version__
 from grmjudge.classifier import ChatClassifier
 from grmjudge.exceptions import InvalidInputError
@@ -72,12 +71,10 @@ class ScalarJudge(JudgeFacade):
             InvalidInputError: Bad input, ``k`` other than 1, ``meta=True``, or a chat longer than the
                 model's context (:class:`~grmjudge.classifier.InputTooLongError`).
         """
-        messages, texts = validate_call(query, responses, k)
-        if k != 1:
-            raise InvalidInputError(f"scalar reward models are deterministic: k must be 1, got {k}")
-        if meta:
-            raise InvalidInputError("meta=True needs sampled judgements to rank; a scalar reward model has none")
-        item = item_id if item_id is not None else content_id(messages, texts)
+        _check_call(k, meta)
+        messages, texts = validate_input(query, responses)
+        given_id = check_item_id(item_id)
+        item = given_id if given_id is not None else content_id(messages, texts)
         chats = [(*messages, Message(role="assistant", content=text)) for text in texts]
         rated = await self.classifier.classify(chats)
         scores = list(rated.scores)
@@ -94,13 +91,15 @@ class ScalarJudge(JudgeFacade):
         )
 
     async def score_many(
-        self, items: Iterable[JudgeItem | Mapping[str, Any]], k: int = 1, meta: bool = False, *, concurrency: int = 16
+        self, items: Iterable[BatchItem], k: int = 1, meta: bool = False, *, concurrency: int = 16
     ) -> list[BatchResult]:
         """Score many items, at most ``concurrency`` at a time, in input order; as :meth:`grmjudge.Judge.score_many`.
 
-        An item that raises (bad input, a chat too long) is recorded as that item's ``error``; the rest goes
-        on. Items without an id get their position as id.
+        An item that is malformed or raises (bad input, a chat too long) is recorded as that item's ``error``;
+        the rest goes on. Items without an id get their position as id. A ``k`` other than 1 or ``meta=True``
+        raises once, up front.
         """
+        _check_call(k, meta)
 
         async def score_item(item: JudgeItem, item_id: str) -> ScoreResult:
             return await self.score(item.query, item.responses, k, meta, item_id=item_id)
@@ -132,3 +131,11 @@ class ScalarJudge(JudgeFacade):
             max_tokens=0,
             max_resample_rounds=0,
         )
+
+
+def _check_call(k: int, meta: bool) -> None:
+    check_k(k)
+    if k != 1:
+        raise InvalidInputError(f"scalar reward models are deterministic: k must be 1, got {k}")
+    if meta:
+        raise InvalidInputError("meta=True needs sampled judgements to rank; a scalar reward model has none")

@@ -69,6 +69,8 @@ class JudgeSettings(BaseModel):
     ``max_resample_rounds`` caps how often failed samples are re-asked (temperature > 0 only).
     ``retry_budget_per_item`` caps the transport retries of all the requests of one item (``None``: only the
     backend's per-request ``RetryPolicy.max_retries`` applies).
+    ``max_k`` is the largest k a call accepts: a mistyped k (``10**6``) would otherwise send requests for
+    millions of samples. The paper goes to k=32; raise it deliberately for more.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -83,6 +85,7 @@ class JudgeSettings(BaseModel):
     max_resample_rounds: int = Field(default=1, ge=0)
     retry_budget_per_item: int | None = Field(default=None, ge=0)
     raise_on_no_verdict: bool = False
+    max_k: int = Field(default=1024, ge=1)
     extra_body: Mapping[str, Any] | None = None
 
     def temperature_for(self, k: int) -> float:

@@ -282,6 +282,10 @@ async def test_ties_are_broken_by_a_seeded_draw() -> None:
         ([A, 3], 1, r"responses\[1\]"),
         ([A], 0, "k must be"),
         ([A], True, "k must be"),
+        ([A], 1025, r"k=1025 is above max_k=1024"),
+        (None, 1, "responses must be a list of strings, got NoneType"),
+        ({"a": A}, 1, "responses must be a list of strings, got dict"),
+        ([A, "\ud800"], 1, r"responses\[1\] contains a lone surrogate at position 0"),
     ],
 )
 @pytest.mark.anyio
@@ -332,8 +336,9 @@ async def test_score_many_keeps_order_and_records_item_failures() -> None:
     items.append(JudgeItem(query=[{"role": "user", "content": "chat"}], responses=("r",)))
     results = await Judge(FunctionBackend(fn)).score_many(items, k=2, concurrency=4)
     assert [r.index for r in results] == list(range(len(items)))
-    assert results[3].error is not None and results[3].error.type == "ValidationError"
-    assert results[7].error is not None and "responses" in results[7].error.message
+    assert results[3].error is not None and results[3].error.type == "InvalidInputError"
+    assert results[3].error.message == "responses is empty: give at least one response to judge"
+    assert results[7].error is not None and results[7].error.message == "item has no 'responses'"
     assert results[3].item_id == "3"
     good = [r for r in results if r.error is None]
     assert len(good) == 21 and all(r.result is not None and r.result.ok for r in good)

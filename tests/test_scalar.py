@@ -150,10 +150,10 @@ async def test_score_many_keeps_order_ids_and_records_errors() -> None:
     batch = await judge.score_many(items, concurrency=2)
     assert [b.item_id for b in batch] == ["a", "1", "2"]
     assert batch[0].result is not None and batch[0].result.scores == [15.0, 34.0, 3.0]
-    assert batch[1].error is not None and batch[1].error.type == "ValidationError"
+    assert batch[1].error is not None and batch[1].error.type == "InvalidInputError"
     assert batch[2].result is not None and batch[2].result.best == 0 and batch[2].result.provenance.item_id == "2"
-    rejected = await judge.score_many(items[:1], k=2)
-    assert rejected[0].error is not None and "k must be 1" in rejected[0].error.message
+    with pytest.raises(InvalidInputError, match="k must be 1"):
+        await judge.score_many(items[:1], k=2)
     with pytest.raises(InvalidInputError, match="concurrency"):
         await judge.score_many(items, concurrency=0)
 

@@ -9,6 +9,7 @@ from typing import Any, ClassVar, TypeGuard, cast
 import httpx
 
 from grmjudge.backends._http_backend import HTTPBackend
+from grmjudge.backends._urls import check_base_url
 from grmjudge.exceptions import BackendResponseError, ConfigurationError, InvalidInputError
 from grmjudge.settings import RateLimits, RetryPolicy
 from grmjudge.types import Completion, FinishReason, Generation, GenerationRequest, Message, Usage
@@ -38,7 +39,8 @@ class AnthropicBackend(HTTPBackend):
 
     The API key comes from ``api_key`` or ``ANTHROPIC_API_KEY`` (a missing key is a :class:`ConfigurationError`)
     and travels only in the ``x-api-key`` header, never in reprs or errors. ``base_url`` is the API's root,
-    without ``/v1``. A client you pass as ``http_client`` is used as is and left open by :meth:`aclose`.
+    without ``/v1``; a malformed one is a :class:`ConfigurationError` here. A client you pass as
+    ``http_client`` is used as is and left open by :meth:`aclose`.
     """
 
     name: ClassVar[str] = "anthropic"
@@ -64,8 +66,9 @@ class AnthropicBackend(HTTPBackend):
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         if not key:
             raise ConfigurationError(f"AnthropicBackend needs an API key: pass api_key=... or set {API_KEY_ENV}")
+        root = check_base_url(base_url)
         super().__init__(
-            base_urls=[base_url],
+            base_urls=[root],
             timeout=timeout,
             max_connections=max_connections,
             retry=retry,
@@ -74,7 +77,7 @@ class AnthropicBackend(HTTPBackend):
             rate_limits=rate_limits,
         )
         self.model = model
-        self.base_url = base_url.rstrip("/")
+        self.base_url = root
         self.anthropic_version = anthropic_version
         self.extra_body = dict(extra_body or {})
 

@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Literal
 import httpx
 
 from grmjudge.backends._http_backend import HTTPBackend
+from grmjudge.backends._urls import check_base_urls
 from grmjudge.exceptions import BackendResponseError, ConfigurationError
 from grmjudge.settings import RateLimits, RetryPolicy
 from grmjudge.types import Completion, FinishReason, Generation, GenerationRequest, Message, Usage
@@ -22,6 +23,8 @@ class OpenAIBackend(HTTPBackend):
 
     ``endpoint="chat"`` lets the server apply the model's chat template. ``endpoint="completions"`` sends raw
     text: the filled judge template as is, or ``render_prompt(messages)`` when you own the template.
+    ``base_url`` (one URL, or a list of replicas) must be an http(s) URL; a malformed one is a
+    :class:`ConfigurationError` here, not a failure of every request.
     The API key comes from ``api_key`` or ``OPENAI_API_KEY`` and is sent only as a header, never stored in
     reprs or errors. A client you pass as ``http_client`` is used as is and left open by :meth:`aclose`.
     """
@@ -49,7 +52,7 @@ class OpenAIBackend(HTTPBackend):
             raise ConfigurationError(f"endpoint must be 'chat' or 'completions', got {endpoint!r}")
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         auth = {"authorization": f"Bearer {key}"} if key else {}
-        self.base_urls = tuple(u.rstrip("/") for u in ([base_url] if isinstance(base_url, str) else base_url))
+        self.base_urls = check_base_urls(base_url)
         super().__init__(
             base_urls=self.base_urls,
             timeout=timeout,

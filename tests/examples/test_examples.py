@@ -182,7 +182,7 @@ def test_eval_batch_streams_caches_and_resumes(grm: RecordingServer, tmp_path: P
     assert "skipped line 8: not JSON" in second.stderr
 
     rows = {row["id"]: row for row in read_jsonl(output)}
-    assert rows["empty"]["error"]["type"] == "ValidationError"
+    assert rows["empty"]["error"]["type"] == "InvalidInputError"
     for item in items:
         assert rows[item["id"]]["scores"] == expected_scores(item["responses"], 4)
         assert rows[item["id"]]["label"] == item["label"]

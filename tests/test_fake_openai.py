@@ -314,7 +314,8 @@ def free_port() -> int:
 def test_serves_over_tcp_with_uvicorn() -> None:
     pytest.importorskip("uvicorn")
     port = free_port()
-    command = [sys.executable, "-m", "grmjudge.testing.fake_openai", "--port", str(port)]
+    # -W error: running the module as __main__ must not import it a second time through grmjudge.testing
+    command = [sys.executable, "-W", "error", "-m", "grmjudge.testing.fake_openai", "--port", str(port)]
     with subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as process:
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as c:
@@ -328,6 +329,19 @@ def test_serves_over_tcp_with_uvicorn() -> None:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+@pytest.mark.parametrize("module", ["fake_openai", "fake_anthropic", "faults"])
+def test_tcp_mode_without_uvicorn_names_the_extra(module: str) -> None:
+    block_uvicorn = (
+        "import runpy, sys; sys.modules['uvicorn'] = None; "
+        f"runpy.run_module('grmjudge.testing.{module}', run_name='__main__', alter_sys=True)"
+    )
+    helped = subprocess.run([sys.executable, "-c", block_uvicorn, "--help"], capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0 and "--port" in helped.stdout  # --help needs no uvicorn
+    done = subprocess.run([sys.executable, "-c", block_uvicorn], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "pip install 'grmjudge[testing]'" in done.stderr and "Traceback" not in done.stderr
 
 
 def wait_until_serving(client: httpx.Client, process: subprocess.Popen[bytes]) -> None:

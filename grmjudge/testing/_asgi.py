@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
@@ -82,3 +83,19 @@ async def route(
         await send_json(send, 405, body, [(b"allow", allowed.encode())])
         return None
     return path
+
+
+def serve_over_tcp(app: Callable[[Scope, Receive, Send], Awaitable[None]], host: str, port: int) -> None:
+    """Serve ``app`` with uvicorn until interrupted; without uvicorn, exit 2 with the install hint.
+
+    Only the TCP mode of the fake servers needs uvicorn (the ``testing`` extra); in-process use does not.
+    """
+    from grmjudge._optional import require
+    from grmjudge.exceptions import MissingDependencyError
+
+    try:
+        uvicorn = require("uvicorn", extra="testing")
+    except MissingDependencyError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        raise SystemExit(2) from None
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -21,7 +21,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from grmjudge.testing._asgi import Receive, Scope, Send, read_body, route, send_json, serve_asgi, word_count
+from grmjudge.testing._asgi import (
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    route,
+    send_json,
+    serve_asgi,
+    serve_over_tcp,
+    word_count,
+)
 
 Reply = str | tuple[str, str]
 """A choice's text, or ``(text, finish_reason)``; a bare text finishes with ``"stop"``."""
@@ -269,8 +279,6 @@ def main() -> None:
     """Serve the default fake GRM over TCP with uvicorn, quietly, for benchmarks."""
     import argparse
 
-    import uvicorn  # only the TCP mode needs it
-
     parser = argparse.ArgumentParser(description="Serve a fake OpenAI-compatible GRM.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8123)
@@ -278,7 +286,7 @@ def main() -> None:
     parser.add_argument("--no-record", action="store_true", help="do not keep received requests in memory")
     args = parser.parse_args()
     server = FakeOpenAIServer(model=args.model, record=not args.no_record)
-    uvicorn.run(server, host=args.host, port=args.port, log_level="warning", access_log=False)
+    serve_over_tcp(server, args.host, args.port)
 
 
 if __name__ == "__main__":

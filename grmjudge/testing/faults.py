@@ -32,7 +32,7 @@ from typing import Annotated, Any, Protocol, Self, cast, runtime_checkable
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from grmjudge.testing._asgi import ASGIMessage, Receive, Scope, Send, read_body, send_json
+from grmjudge.testing._asgi import ASGIMessage, Receive, Scope, Send, read_body, send_json, serve_over_tcp
 from grmjudge.testing.fake_openai import FakeOpenAIServer
 
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
@@ -359,10 +359,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Serve the fault-injecting fake GRM over TCP with uvicorn, quietly."""
     plan, args = _parse_args(argv)
 
-    import uvicorn  # only the TCP mode needs it
-
     server = FaultyOpenAIServer(plan, seed=args.seed, app=FakeOpenAIServer(model=args.model, record=False))
-    uvicorn.run(server, host=args.host, port=args.port, log_level="warning", access_log=False)
+    serve_over_tcp(server, args.host, args.port)
 
 
 if __name__ == "__main__":

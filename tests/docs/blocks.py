@@ -22,7 +22,7 @@ _QUOTE = re.compile(r"^ {0,3}> ?")
 _MARKER = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<body>.*?)\s*-->\s*$")
 _ATTRIBUTE = re.compile(r'(\w+)="([^"]*)"')
 
-MARKER_KINDS = frozenset({"output", "excerpt", "schema", "static", "signature", "given", "not-checked"})
+MARKER_KINDS = frozenset({"output", "excerpt", "schema", "static", "signature", "given", "not-checked", "fresh-clone"})
 
 
 class PageError(Exception):

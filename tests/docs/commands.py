@@ -202,6 +202,8 @@ def _pip(args: list[str], cwd: Path) -> None:
 
 
 def _requirement(spec: str) -> None:
+    if spec == "." or spec.startswith(".["):  # this checkout, with extras
+        spec = "grmjudge" + spec[1:]
     try:
         requirement = Requirement(spec)
     except InvalidRequirement as exc:

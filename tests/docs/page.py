@@ -29,7 +29,7 @@ from tests.docs.standins import (
 
 MARKERS_BY_LANGUAGE = {
     "python": {None, "static", "signature", "given"},
-    "bash": {None, "static"},
+    "bash": {None, "static", "fresh-clone"},
     "json": {None, "schema", "excerpt"},
     "yaml": {None, "schema"},
     "toml": {None},
@@ -122,6 +122,8 @@ class PageRun:
         printed, self.printed = self.printed, None
         if language == "python":
             self._python(block, kind)
+        elif kind == "fresh-clone":
+            pass  # run for real in a fresh copy of the checkout by test_fresh_clone.py, not in the page's shell
         elif language == "bash":
             self.printed = self.shell.run(block, self._localize(block.code), static=kind == "static")
         elif language == "json":

@@ -106,6 +106,10 @@ Markers
 ``given NAME,NAME`` (``python``)
     A fragment that uses names the page does not define; the harness defines them first. Known names:
     ``model`` and ``tokenizer`` (the tiny chat model, loaded with transformers).
+``fresh-clone`` (``bash``)
+    An install-and-run command for a new user. The page's run skips it; ``test_fresh_clone.py`` runs it for
+    real, with the machine's own PATH, in a fresh copy of the checkout with no virtual environment, and checks
+    what it installed (a CPU build of torch, no CUDA packages) and what it printed.
 ``not-checked REASON`` (``text`` only)
     An illustration that nothing on the page produces (a layout, a progress line of a long run).
 

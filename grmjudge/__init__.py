@@ -6,6 +6,7 @@ Importing this package loads no ML framework; heavy backends live in their own m
 """
 
 from grmjudge._version import __version__
+from grmjudge.adaptive import AdaptivePolicy
 from grmjudge.exceptions import (
     AuthenticationError,
     BackendConnectionError,
@@ -33,7 +34,16 @@ from grmjudge.prompts import (
     SINGLE_RESPONSE_TEMPLATE,
     PromptTemplate,
 )
-from grmjudge.results import BatchResult, ItemError, NoVerdict, Provenance, Sample, SampleError, ScoreResult
+from grmjudge.results import (
+    AdaptiveProvenance,
+    BatchResult,
+    ItemError,
+    NoVerdict,
+    Provenance,
+    Sample,
+    SampleError,
+    ScoreResult,
+)
 from grmjudge.settings import JudgeSettings, RetryPolicy, ShuffleMode
 from grmjudge.types import Completion, Generation, GenerationRequest, Message, Usage
 from grmjudge.voting import ResponseSpread
@@ -42,6 +52,8 @@ __all__ = [
     "DEFAULT_TEMPLATE",
     "LLM_AS_JUDGE_TEMPLATE",
     "SINGLE_RESPONSE_TEMPLATE",
+    "AdaptivePolicy",
+    "AdaptiveProvenance",
     "AuthenticationError",
     "BackendConnectionError",
     "BackendError",

@@ -1,7 +1,10 @@
 """Collect k judgements from a backend: one request per distinct response order, then bounded re-asks.
 
 Samples that share a permutation share a prompt, so they go in one request with ``n`` = their count when
-the backend supports ``n``; otherwise each is its own request with its own seed. A completion whose text is not
+the backend supports ``n``; otherwise each is its own request with its own seed. A sample's seed depends on its
+slot alone: the j-th sample of an order (in plan order) is choice j of a request seeded by the order's first slot
+(servers seed choice i with ``seed + i``), so drawing the plan in rounds, or re-asking some of its samples, asks
+for exactly the samples the whole plan at once would. A completion whose text is not
 valid Unicode (a lone surrogate, as a server that cuts an emoji in half sends) is an ``invalid_text`` sample:
 never parsed, cached or kept, so nothing downstream has to encode it.
 """
@@ -46,13 +49,18 @@ class SamplingJob:
     cache: SampleCache | None = None
 
 
-async def collect_samples(job: SamplingJob) -> tuple[list[Sample], Usage]:
-    """Draw every sample; re-ask parse failures up to ``max_resample_rounds`` times when sampling is random."""
+async def collect_samples(job: SamplingJob, indices: Sequence[int] | None = None) -> tuple[list[Sample], Usage]:
+    """Draw the samples at ``indices`` (every slot by default), in that order; re-ask parse failures.
+
+    Failures are re-asked up to ``max_resample_rounds`` times when sampling is random.
+    """
+    wanted = list(range(len(job.permutations)) if indices is None else indices)
+    slots_of = group_by_permutation(job.permutations)
     samples: dict[int, Sample] = {}
     usage = Usage()
-    pending = list(range(len(job.permutations)))
+    pending = wanted
     for attempt in range(job.max_resample_rounds + 1):
-        drawn, round_usage = await _draw(job, pending, attempt)
+        drawn, round_usage = await _draw(job, slots_of, pending, attempt)
         usage += round_usage
         for index, sample in drawn.items():
             earlier = samples.get(index)
@@ -60,26 +68,50 @@ async def collect_samples(job: SamplingJob) -> tuple[list[Sample], Usage]:
         pending = [i for i in pending if _is_parse_failure(samples[i])]
         if not pending or job.temperature == 0.0:
             break
-    return [samples[i] for i in range(len(job.permutations))], usage
+    return [samples[i] for i in wanted], usage
 
 
-async def _draw(job: SamplingJob, indices: Sequence[int], attempt: int) -> tuple[dict[int, Sample], Usage]:
+Request = tuple[Permutation, tuple[Message, ...], list[int], int]
+"""An order, its prompt, the slots it draws and the request seed."""
+
+
+async def _draw(
+    job: SamplingJob, slots_of: Mapping[Permutation, list[int]], indices: Sequence[int], attempt: int
+) -> tuple[dict[int, Sample], Usage]:
     drawn: dict[int, Sample] = {}
     usages: list[Usage] = []
-    requests: list[tuple[Permutation, tuple[Message, ...], list[int]]] = []
+    requests: list[Request] = []
     for perm, positions in group_by_permutation([job.permutations[i] for i in indices]).items():
         slots = [indices[p] for p in positions]
         messages = judge_messages(job.template, job.query, apply_permutation(job.responses, perm))
         if job.backend.supports_n:
-            requests.append((perm, messages, slots))
+            plan = slots_of[perm]
+            base = derive_seed(job.seed, job.item_id, "sample", plan[0], attempt)
+            requests.extend((perm, messages, run, base + start) for start, run in _runs(slots, plan))
         else:
-            requests.extend((perm, messages, [slot]) for slot in slots)
+            requests.extend(
+                (perm, messages, [slot], derive_seed(job.seed, job.item_id, "sample", slot, attempt)) for slot in slots
+            )
     *others, last = requests
     async with task_group() as tg:
-        for perm, messages, slots in others:
-            tg.start_soon(_request, job, perm, messages, slots, attempt, drawn, usages)
+        for request in others:
+            tg.start_soon(_request, job, *request, attempt, drawn, usages)
         await _request(job, *last, attempt, drawn, usages)  # in this task: one task fewer per call
     return drawn, sum(usages, Usage())
+
+
+def _runs(slots: list[int], plan: list[int]) -> list[tuple[int, list[int]]]:
+    """``slots`` (ascending, all of one order) cut into runs of consecutive positions in the order's ``plan``."""
+    if slots == plan[: len(slots)]:  # a whole call, or its first round: one run from position 0
+        return [(0, slots)]
+    position = {slot: i for i, slot in enumerate(plan)}
+    runs: list[tuple[int, list[int]]] = []
+    for slot in slots:
+        if runs and position[slot] == runs[-1][0] + len(runs[-1][1]):
+            runs[-1][1].append(slot)
+        else:
+            runs.append((position[slot], [slot]))
+    return runs
 
 
 async def _request(
@@ -87,11 +119,11 @@ async def _request(
     perm: Permutation,
     messages: tuple[Message, ...],
     slots: list[int],
+    seed: int,
     attempt: int,
     drawn: dict[int, Sample],
     usages: list[Usage],
 ) -> None:
-    seed = derive_seed(job.seed, job.item_id, "sample", slots[0], attempt)
     request = GenerationRequest(
         messages=messages,
         n=len(slots),
@@ -105,23 +137,23 @@ async def _request(
     keys = sample_keys(job.backend.name, job.backend.model, job.template.hash, request) if cache is not None else []
     cached = await cache.get_many(keys) if cache is not None else {}
     if cache is not None and len(cached) == len(keys):
-        for slot, key in zip(slots, keys, strict=True):
-            drawn[slot] = _judged_sample(job, slot, perm, cached[key], seed, attempt, cached=True)
+        for i, (slot, key) in enumerate(zip(slots, keys, strict=True)):
+            drawn[slot] = _judged_sample(job, slot, perm, cached[key], seed + i, attempt, cached=True)
         return
     try:
         async with job.limiter:
             generation = await job.backend.generate(request)
     except BackendError as exc:
         error = SampleError(kind="backend", reason=type(exc).__name__, message=str(exc))
-        for slot in slots:
-            drawn[slot] = Sample(index=slot, permutation=perm, error=error, seed=seed, attempt=attempt)
+        for i, slot in enumerate(slots):
+            drawn[slot] = Sample(index=slot, permutation=perm, error=error, seed=seed + i, attempt=attempt)
         return
     usages.append(generation.usage)
     if cache is not None:
         pairs = zip(keys, generation.completions, strict=True)
         await cache.put_many({key: c for key, c in pairs if lone_surrogate(c.text) is None})
-    for slot, completion in zip(slots, generation.completions, strict=True):
-        drawn[slot] = _judged_sample(job, slot, perm, completion, seed, attempt)
+    for i, (slot, completion) in enumerate(zip(slots, generation.completions, strict=True)):
+        drawn[slot] = _judged_sample(job, slot, perm, completion, seed + i, attempt)
 
 
 def _judged_sample(

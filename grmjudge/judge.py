@@ -4,6 +4,8 @@ How a call flows: validate the input -> plan one permutation per sample (seeded)
 request per distinct order (``grmjudge._sampling``) -> parse each text ([`grmjudge.parsing`][grmjudge.parsing])
 -> meta-score the valid samples and keep the top k_meta (optional) -> sum the kept votes
 ([`grmjudge.voting`][grmjudge.voting]) -> a [`ScoreResult`][grmjudge.results.ScoreResult] with provenance.
+An adaptive call draws the same plan in rounds and stops once the leader is settled
+([`grmjudge.adaptive`][grmjudge.adaptive]).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from grmjudge._facade import JudgeFacade
 from grmjudge._inputs import check_item_id, check_k, content_id, validate_input
 from grmjudge._sampling import SamplingJob, collect_samples
 from grmjudge._version import __version__
+from grmjudge.adaptive import AdaptivePlan, AdaptivePolicy
 from grmjudge.backends._limits import RetryBudget, current_retry_budget
 from grmjudge.backends._spec import backend_from_spec
 from grmjudge.backends.base import Backend
@@ -30,7 +33,7 @@ from grmjudge.cache import SampleCache
 from grmjudge.exceptions import ConfigurationError, NoVerdictError
 from grmjudge.meta import MetaInput, MetaScorer
 from grmjudge.prompts import MarkerCount, Query, count_markers
-from grmjudge.results import BatchResult, NoVerdict, Provenance, Sample, ScoreResult
+from grmjudge.results import AdaptiveProvenance, BatchResult, NoVerdict, Provenance, Sample, ScoreResult
 from grmjudge.settings import JudgeSettings
 from grmjudge.types import Message, Usage
 from grmjudge.voting import (
@@ -114,34 +117,47 @@ class Judge(JudgeFacade):
         k: int = 1,
         meta: bool = False,
         *,
+        adaptive: bool | AdaptivePolicy = False,
         item_id: str | None = None,
         settings: JudgeSettings | None = None,
     ) -> ScoreResult:
         """Judge ``responses`` to ``query`` with ``k`` shuffled samples and return summed votes.
 
         ``meta=True`` keeps only the top ``k_meta`` samples (default ``max(1, k // 2)``) by the meta scorer.
+        ``adaptive=True`` (or an [`AdaptivePolicy`][grmjudge.adaptive.AdaptivePolicy]) makes ``k`` a maximum:
+        samples are drawn in rounds and drawing stops once the leader is settled (``provenance.adaptive``).
         ``item_id`` seeds the shuffles and samples; by default it is a hash of the query and responses,
         so the same input always gets the same orders and seeds. ``k`` is at most ``settings.max_k``.
         Bad input raises [`InvalidInputError`][grmjudge.exceptions.InvalidInputError] before anything is sent.
         """
         s = settings or self.settings
         check_k(k, s.max_k)
+        policy = adaptive_policy(adaptive)
         messages, texts = validate_input(query, responses)
         s.template.check_response_count(len(texts))
         self._check_meta(meta)
         given_id = check_item_id(item_id)
         item = given_id if given_id is not None else content_id(messages, texts)
         permutations = plan_permutations(len(texts), k, s.shuffle, random.Random(derive_seed(s.seed, item, "order")))
+        k_meta = (s.k_meta or default_k_meta(k)) if meta else None
+        job = self._job(s, k, messages, texts, permutations, item)
         budget = RetryBudget(s.retry_budget_per_item) if s.retry_budget_per_item is not None else None
         budget_token = current_retry_budget.set(budget)
+        record: AdaptiveProvenance | None = None
         try:
-            samples, usage = await self._draw_samples(s, k, messages, texts, permutations, item)
+            if policy is None:
+                samples, usage = await collect_samples(job)
+            else:
+                plan = AdaptivePlan(policy, k, len(texts), s.shuffle, k_meta)
+                samples, usage, record = await self._draw_adaptive(job, plan)
         finally:
             current_retry_budget.reset(budget_token)
-        k_meta = (s.k_meta or default_k_meta(k)) if meta else None
-        samples = await self._mark_kept(samples, messages, texts, k_meta)
+        if record is None:
+            samples = await self._mark_kept(samples, messages, texts, k_meta)
         result = _tally(samples, len(texts), random.Random(derive_seed(s.seed, item, "tie")))
         provenance = self._provenance(s, k, meta, k_meta, item, count_markers(messages, texts))
+        if record is not None:
+            provenance = provenance.model_copy(update={"adaptive": record})
         final = ScoreResult(**result, samples=samples, usage=usage, provenance=provenance)
         if final.no_verdict is not None and s.raise_on_no_verdict:
             raise NoVerdictError(final.no_verdict)
@@ -153,6 +169,7 @@ class Judge(JudgeFacade):
         k: int = 1,
         meta: bool = False,
         *,
+        adaptive: bool | AdaptivePolicy = False,
         concurrency: int = 16,
         settings: JudgeSettings | None = None,
     ) -> list[BatchResult]:
@@ -163,7 +180,7 @@ class Judge(JudgeFacade):
         recorded as that item's ``error``; the rest of the batch goes on. Items without an id get their position
         as id. Arguments that would fail every item (``k``, ``meta``, ``concurrency``) raise once, up front.
         """
-        return await run_batch(items, self._item_scorer(k, meta, settings), concurrency=concurrency)
+        return await run_batch(items, self._item_scorer(k, meta, adaptive, settings), concurrency=concurrency)
 
     def stream(
         self,
@@ -171,6 +188,7 @@ class Judge(JudgeFacade):
         k: int = 1,
         meta: bool = False,
         *,
+        adaptive: bool | AdaptivePolicy = False,
         concurrency: int = 16,
         settings: JudgeSettings | None = None,
     ) -> AbstractAsyncContextManager[MemoryObjectReceiveStream[BatchResult]]:
@@ -179,14 +197,19 @@ class Judge(JudgeFacade):
         ``async with judge.stream(items, k=8) as results: async for r in results: ...``. ``items`` is read
         lazily (a generator over a huge file is fine); ``BatchResult.index`` gives each item's position.
         """
-        return stream_batch(items, self._item_scorer(k, meta, settings), concurrency=concurrency)
+        return stream_batch(items, self._item_scorer(k, meta, adaptive, settings), concurrency=concurrency)
 
-    def _item_scorer(self, k: int, meta: bool, settings: JudgeSettings | None) -> ItemScorer:
+    def _item_scorer(
+        self, k: int, meta: bool, adaptive: bool | AdaptivePolicy, settings: JudgeSettings | None
+    ) -> ItemScorer:
         check_k(k, (settings or self.settings).max_k)
+        adaptive_policy(adaptive)
         self._check_meta(meta)
 
         async def score_item(item: JudgeItem, item_id: str) -> ScoreResult:
-            return await self.score(item.query, item.responses, k, meta, item_id=item_id, settings=settings)
+            return await self.score(
+                item.query, item.responses, k, meta, adaptive=adaptive, item_id=item_id, settings=settings
+            )
 
         return score_item
 
@@ -215,7 +238,7 @@ class Judge(JudgeFacade):
             self._limiter_loop = loop
         return self._limiter
 
-    async def _draw_samples(
+    def _job(
         self,
         s: JudgeSettings,
         k: int,
@@ -223,8 +246,8 @@ class Judge(JudgeFacade):
         texts: tuple[str, ...],
         permutations: list[Permutation],
         item_id: str,
-    ) -> tuple[list[Sample], Usage]:
-        job = SamplingJob(
+    ) -> SamplingJob:
+        return SamplingJob(
             backend=self.backend,
             limiter=self._current_limiter(),
             template=s.template,
@@ -240,15 +263,42 @@ class Judge(JudgeFacade):
             max_resample_rounds=s.max_resample_rounds,
             cache=self.cache,
         )
-        return await collect_samples(job)
 
-    async def _mark_kept(
-        self, samples: list[Sample], query: tuple[Message, ...], responses: tuple[str, ...], k_meta: int | None
-    ) -> list[Sample]:
-        """Without meta every valid sample is kept (as drawn); with meta only the top ``k_meta`` valid ones."""
-        valid = [s for s in samples if s.valid]
-        if k_meta is None or self.meta is None or not valid:
-            return samples
+    async def _draw_adaptive(
+        self, job: SamplingJob, plan: AdaptivePlan
+    ) -> tuple[list[Sample], Usage, AdaptiveProvenance]:
+        """Draw round by round (re-asks within the round) until the plan's rule settles or k samples are in."""
+        samples: list[Sample] = []
+        usage = Usage()
+        valid: dict[int, tuple[int, ...]] = {}
+        rated: dict[int, float] | None = None if plan.k_meta is None else {}
+        start, rounds, settled, kept = 0, 0, False, list[int]()
+        for end in plan.ends:
+            drawn, round_usage = await collect_samples(job, range(start, end))
+            samples += drawn
+            usage += round_usage
+            fresh = [s for s in drawn if s.scores is not None]
+            valid.update((s.index, s.scores) for s in fresh if s.scores is not None)
+            if rated is not None:
+                rated.update(await self._rate(fresh, job.query, job.responses))
+            start, rounds = end, rounds + 1
+            assessment = plan.assess(end, valid, rated)
+            kept, settled = assessment.kept, assessment.settled
+            if settled:
+                break
+        if rated is not None:
+            samples = _marked(samples, rated, set(kept))
+        record = AdaptiveProvenance(
+            policy=plan.policy, samples=start, rounds=rounds, stop="settled" if settled else "max_k"
+        )
+        return samples, usage, record
+
+    async def _rate(
+        self, valid: list[Sample], query: tuple[Message, ...], responses: tuple[str, ...]
+    ) -> dict[int, float]:
+        """The meta scores of ``valid`` samples, by sample index."""
+        if self.meta is None or not valid:
+            return {}
         inputs = [
             MetaInput(query=query, responses=tuple(apply_permutation(responses, s.permutation)), judgement=s.text or "")
             for s in valid
@@ -256,12 +306,18 @@ class Judge(JudgeFacade):
         meta_scores = await self.meta.score(inputs)
         if len(meta_scores) != len(inputs):
             raise ConfigurationError(f"meta scorer returned {len(meta_scores)} scores for {len(inputs)} judgements")
-        by_index = {s.index: score for s, score in zip(valid, meta_scores, strict=True)}
-        kept = set(select_by_meta(by_index, k_meta))
-        return [
-            s.model_copy(update={"meta_score": by_index[s.index], "kept": s.index in kept}) if s.valid else s
-            for s in samples
-        ]
+        return {s.index: score for s, score in zip(valid, meta_scores, strict=True)}
+
+    async def _mark_kept(
+        self, samples: list[Sample], query: tuple[Message, ...], responses: tuple[str, ...], k_meta: int | None
+    ) -> list[Sample]:
+        """Without meta every valid sample is kept (as drawn); with meta only the top ``k_meta`` valid ones."""
+        if k_meta is None or self.meta is None:
+            return samples
+        by_index = await self._rate([s for s in samples if s.valid], query, responses)
+        if not by_index:
+            return samples
+        return _marked(samples, by_index, set(select_by_meta(by_index, k_meta)))
 
     def _provenance(
         self, s: JudgeSettings, k: int, meta: bool, k_meta: int | None, item_id: str, markers: MarkerCount
@@ -285,6 +341,23 @@ class Judge(JudgeFacade):
             markers_neutralised=markers.total,
             marked_responses=markers.responses,
         )
+
+
+def adaptive_policy(adaptive: bool | AdaptivePolicy) -> AdaptivePolicy | None:
+    """The policy an ``adaptive=`` argument asks for: ``True`` is the default policy, ``False`` none."""
+    if isinstance(adaptive, AdaptivePolicy):
+        return adaptive
+    if isinstance(adaptive, bool):  # pyright: ignore[reportUnnecessaryIsInstance]
+        return AdaptivePolicy() if adaptive else None
+    raise ConfigurationError(f"adaptive must be a bool or an AdaptivePolicy, got {adaptive!r}")
+
+
+def _marked(samples: list[Sample], meta_scores: dict[int, float], kept: set[int]) -> list[Sample]:
+    """Valid samples with their meta score and whether the meta RM kept them."""
+    return [
+        s.model_copy(update={"meta_score": meta_scores[s.index], "kept": s.index in kept}) if s.valid else s
+        for s in samples
+    ]
 
 
 def _tally(samples: list[Sample], n: int, tie_rng: random.Random) -> dict[str, Any]:

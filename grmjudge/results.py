@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, computed_field
 
+from grmjudge.adaptive import AdaptivePolicy, StopReason
 from grmjudge.parsing import split_judgement
 from grmjudge.types import FinishReason, Usage
 from grmjudge.voting import ResponseSpread
@@ -30,7 +31,8 @@ class Sample(BaseModel):
     """One sampled judgement.
 
     ``permutation[m]`` is the caller's index of the response shown as "Response m+1". ``scores`` are in the
-    caller's order (already un-shuffled). ``attempt`` counts re-samples of this slot (0 = first try),
+    caller's order (already un-shuffled). ``seed`` is the sample's own: its request's seed plus its position
+    among the request's ``n`` choices (vLLM seeds choice i with ``seed + i``). ``attempt`` counts re-samples of this slot (0 = first try),
     ``earlier_errors`` keeps why the earlier attempts failed, and ``cached`` says the text came from the cache.
     """
 
@@ -82,13 +84,28 @@ class NoVerdict(BaseModel):
         return f"no valid judgement among the samples ({detail})"
 
 
+class AdaptiveProvenance(BaseModel):
+    """How an adaptive call sampled: ``samples`` drawn (at most ``provenance.k``) in ``rounds``, and why it stopped.
+
+    ``stop`` is ``settled`` (the leader was settled) or ``max_k`` (all k were drawn).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    policy: AdaptivePolicy
+    samples: int
+    rounds: int
+    stop: StopReason
+
+
 class Provenance(BaseModel):
     """Everything that determined the result, so it can be audited and reproduced.
 
     ``markers_neutralised`` counts the lines of the query and responses that looked like template
     structure or a turn and were quoted, plus the chat special tokens that were broken (docs/security.md);
     ``marked_responses`` lists the caller indices of the responses that held any. Both stay 0 and empty for
-    honest text, so a non-zero count flags an input worth a look.
+    honest text, so a non-zero count flags an input worth a look. ``adaptive`` is set for adaptive calls only;
+    ``k`` is then the most samples the call could draw.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -110,6 +127,7 @@ class Provenance(BaseModel):
     max_resample_rounds: int
     markers_neutralised: int = 0
     marked_responses: tuple[int, ...] = ()
+    adaptive: AdaptiveProvenance | None = None
 
 
 class ScoreResult(BaseModel):

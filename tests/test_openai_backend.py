@@ -166,7 +166,8 @@ async def test_request_body_fields(server: FakeOpenAIServer, client: httpx.Async
         assert body["top_k"] == 20
         assert body["min_p"] == 0.1
     assert server.requests[0].body["seed"] != server.requests[1].body["seed"]
-    assert {s.seed for s in result.samples} == {r.body["seed"] for r in server.requests}
+    # a sample's seed is its choice's: the request's seed plus its position among the n choices
+    assert {s.seed for s in result.samples} == {r.body["seed"] + i for r in server.requests for i in range(r.body["n"])}
 
 
 @pytest.mark.anyio

@@ -105,6 +105,11 @@ def _add_benchmark(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     r.add_argument("--tie-policy", choices=[t.value for t in TiePolicy], default="official", help="(default official)")
     r.add_argument("--draws", type=positive_int, default=16, metavar="N", help="random k-subsets per k (default 16)")
+    r.add_argument(
+        "--adaptive",
+        action="store_true",
+        help="also score adaptive k (at most the largest k), replayed on the sampled pass, per sample spent",
+    )
     r.add_argument("--bootstrap", type=non_negative_int, default=1000, metavar="N", help="resamples (default 1000)")
     r.add_argument("--concurrency", type=positive_int, default=16, metavar="N", help="calls in flight (default 16)")
     r.add_argument("--no-texts", action="store_true", help="leave judgement texts out of items.jsonl")
@@ -118,6 +123,7 @@ def _add_benchmark(commands: argparse._SubParsersAction[argparse.ArgumentParser]
 def _evaluate(ns: argparse.Namespace, stderr: TextIO) -> int:
     import anyio
 
+    from grmjudge.adaptive import AdaptivePolicy
     from grmjudge.eval.harness import EvalOptions, evaluate
     from grmjudge.eval.loaders import load_benchmark
 
@@ -138,6 +144,7 @@ def _evaluate(ns: argparse.Namespace, stderr: TextIO) -> int:
         concurrency=ns.concurrency,
         texts=not ns.no_texts,
         progress_every=ns.progress_every,
+        adaptive=AdaptivePolicy() if ns.adaptive else None,
     )
     judge = build_judge(ns)
 

@@ -2,7 +2,8 @@
 
 Outputs in ``out``: ``items.jsonl`` (every judged call, written as it arrives; a rerun resumes from it),
 ``results.json`` (every setting's scores with bootstrap intervals and provenance), ``results.md`` (tables in
-the shape of the paper's) and ``scaling.png`` (accuracy against k).
+the shape of the paper's), ``scaling.png`` (accuracy against k) and, with ``adaptive``, ``compute.png``
+(accuracy against mean samples per item).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from typing import Any, TextIO
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field
 
+from grmjudge.adaptive import AdaptivePolicy
 from grmjudge.eval.items import LoadedBenchmark
 from grmjudge.eval.journal import fingerprint, read_journal
 from grmjudge.eval.outcomes import TiePolicy, resolve_policy
-from grmjudge.eval.plot import write_plot
+from grmjudge.eval.plot import write_compute_plot, write_plot
 from grmjudge.eval.progress import PassCounts, Progress
 from grmjudge.eval.report import EvalReport, build_report, write_markdown
 from grmjudge.eval.runner import AnyJudge, PassPlan, RunOptions, run_pass
@@ -25,18 +27,21 @@ from grmjudge.eval.scaling import CallRecord, plan_settings
 from grmjudge.eval.scoring import ScoringPlan, SettingScore, score_setting
 from grmjudge.exceptions import ConfigurationError
 from grmjudge.judge import Judge
+from grmjudge.settings import ShuffleMode
 
 JOURNAL = "items.jsonl"
 RESULTS = "results.json"
 TABLES = "results.md"
 PLOT = "scaling.png"
+COMPUTE_PLOT = "compute.png"
 
 
 class EvalOptions(BaseModel):
     """How a benchmark is scored and run, besides the judge and k.
 
     ``draws`` random k-subsets of the sampled pass are averaged for each k below the largest; ``bootstrap``
-    resamples give every number a 95% interval (0 turns them off).
+    resamples give every number a 95% interval (0 turns them off). ``adaptive`` adds Adaptive@k (and
+    Adaptive-MetaRM@k) at the largest k, replayed on the sampled pass, with their samples per item.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -47,6 +52,7 @@ class EvalOptions(BaseModel):
     concurrency: int = Field(default=16, ge=1)
     texts: bool = True
     progress_every: float = Field(default=5.0, gt=0)
+    adaptive: AdaptivePolicy | None = None
 
 
 async def evaluate(
@@ -92,15 +98,19 @@ def _finish(
     scalar = not isinstance(judge, Judge)
     policy = resolve_policy(opts.tie_policy, benchmark.name, scalar=scalar)
     meta = isinstance(judge, Judge) and judge.meta is not None and max(ks) > 1
-    plan = ScoringPlan(policy, _seed(judge), _k_meta(judge), opts.bootstrap)
+    shuffle = judge.settings.shuffle if isinstance(judge, Judge) else ShuffleMode.NONE
+    plan = ScoringPlan(policy, _seed(judge), _k_meta(judge), opts.bootstrap, opts.adaptive, shuffle)
     scores: list[SettingScore] = []
-    for setting in plan_settings(ks, meta=meta, draws=opts.draws):
+    adaptive = opts.adaptive is not None and isinstance(judge, Judge)
+    for setting in plan_settings(ks, meta=meta, draws=opts.draws, adaptive=adaptive):
         records = done["greedy" if setting.kind == "greedy" else "sampled"]
         scores.append(score_setting(benchmark, setting, records, plan))
     report = build_report(judge, benchmark, ks, opts, policy, passes, counts, scores)
     (directory / RESULTS).write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
     write_markdown(report, directory / TABLES)
     write_plot(report, directory / PLOT)
+    if any(s.kind.startswith("adaptive") for s in report.settings.values()):
+        write_compute_plot(report, directory / COMPUTE_PLOT)
     return report
 
 

@@ -18,7 +18,7 @@ from grmjudge.eval.items import DataSource, LoadedBenchmark
 from grmjudge.eval.outcomes import TiePolicy
 from grmjudge.eval.progress import PassCounts
 from grmjudge.eval.scorecards import PAPER_COLUMNS
-from grmjudge.eval.scoring import CI_LEVEL, SettingScore
+from grmjudge.eval.scoring import CI_LEVEL, SettingScore, percentile_interval
 
 if TYPE_CHECKING:
     from grmjudge.eval.harness import EvalOptions
@@ -53,12 +53,16 @@ class Number(BaseModel):
 
 
 class SettingReport(BaseModel):
-    """One setting's scores, how many calls had no verdict, and the provenance of its numbers."""
+    """One setting's scores, how many calls had no verdict, and the provenance of its numbers.
+
+    ``samples_per_item`` is the mean number of samples an item's calls used; ``vs_fixed`` (adaptive settings)
+    the overall score minus that of the fixed-k setting with the same k, with a paired bootstrap interval.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     name: str
-    kind: Literal["greedy", "voting", "metarm"]
+    kind: Literal["greedy", "voting", "metarm", "adaptive", "adaptive-metarm"]
     k: int
     draws: int
     overall: Number
@@ -69,6 +73,8 @@ class SettingReport(BaseModel):
     calls: int
     no_verdict_calls: float
     provenance: dict[str, Any]
+    samples_per_item: Number | None = None
+    vs_fixed: Number | None = None
 
 
 class PassReport(BaseModel):
@@ -98,6 +104,7 @@ class CurvePoint(BaseModel):
     k: int
     value: float
     ci: tuple[float, float] | None
+    samples: float | None = None
 
 
 class EvalReport(BaseModel):
@@ -147,10 +154,13 @@ def build_report(
             "tie_policy": policy.value,
             "data": _data_ref(benchmark.source),
         }
-        report = _setting_report(score, provenance)
-        if score.setting.kind != "greedy":
+        if score.setting.adaptive:
+            provenance["adaptive"] = opts.adaptive.model_dump() if opts.adaptive is not None else None
+        report = _setting_report(score, provenance, _vs_fixed(score, scores))
+        if score.setting.kind in ("voting", "metarm"):
+            samples = report.samples_per_item.value if report.samples_per_item is not None else None
             curve.setdefault(score.setting.kind, []).append(
-                CurvePoint(k=report.k, value=report.overall.value, ci=report.overall.ci)
+                CurvePoint(k=report.k, value=report.overall.value, ci=report.overall.ci, samples=samples)
             )
         if score.setting.kind == "greedy" or (score.setting.k > 1 and score.setting.k in ks):
             settings[report.name] = report
@@ -175,7 +185,19 @@ def _k_meta(settings: Any, k: int) -> int:
     return (settings.k_meta if settings is not None and settings.k_meta else None) or default_k_meta(k)
 
 
-def _setting_report(score: SettingScore, provenance: dict[str, Any]) -> SettingReport:
+def _vs_fixed(score: SettingScore, scores: Sequence[SettingScore]) -> Number | None:
+    """An adaptive setting's overall minus the fixed-k one's, with an interval from the paired replicates."""
+    if not score.setting.adaptive:
+        return None
+    kind = "metarm" if score.setting.meta else "voting"
+    fixed = next((s for s in scores if s.setting.kind == kind and s.setting.k == score.setting.k), None)
+    if fixed is None:
+        return None
+    diffs = [a - b for a, b in zip(score.overall_replicates, fixed.overall_replicates, strict=True)]
+    return Number(value=score.card.overall - fixed.card.overall, ci=percentile_interval(diffs) if diffs else None)
+
+
+def _setting_report(score: SettingScore, provenance: dict[str, Any], vs_fixed: Number | None) -> SettingReport:
     card, ci = score.card, score.intervals
 
     def number(key: str, value: float) -> Number:
@@ -194,6 +216,10 @@ def _setting_report(score: SettingScore, provenance: dict[str, Any]) -> SettingR
         calls=score.calls,
         no_verdict_calls=score.no_verdict,
         provenance=provenance,
+        samples_per_item=(
+            Number(value=sum(score.samples) / len(score.samples), ci=score.samples_ci) if score.samples else None
+        ),
+        vs_fixed=vs_fixed,
     )
 
 
@@ -263,8 +289,10 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def setting_label(name: str) -> str:
-    """``Greedy``, ``Voting@8``, ``MetaRM@32``."""
-    return {"greedy": "Greedy"}.get(name, name.replace("voting", "Voting").replace("metarm", "MetaRM"))
+    """``Greedy``, ``Voting@8``, ``MetaRM@32``, ``Adaptive@32``, ``Adaptive-MetaRM@32``."""
+    words = {"voting": "Voting", "metarm": "MetaRM", "adaptive": "Adaptive"}
+    kind, at, k = name.partition("@")
+    return {"greedy": "Greedy"}.get(name, "-".join(words.get(w, w) for w in kind.split("-")) + at + k)
 
 
 def write_markdown(report: EvalReport, path: Path) -> None:
@@ -296,6 +324,7 @@ def markdown(report: EvalReport) -> list[str]:
         lines += ["## Sections", "", *table(["Setting", *sections, report.column], rows), ""]
     lines += _subset_table(report)
     lines += _curve_table(report)
+    lines += _compute_table(report)
     return lines
 
 
@@ -349,6 +378,42 @@ def _curve_table(report: EvalReport) -> list[str]:
     rows = [[str(k), *(percent(_point(by.get((kind, k)))) for kind in kinds)] for k in ks]
     header = ["k", *("Voting@k" if kind == "voting" else "MetaRM@k" for kind in kinds)]
     return ["## Scaling curve", "", *table(header, rows), ""]
+
+
+def _compute_table(report: EvalReport) -> list[str]:
+    """Accuracy per compute: every fixed-k point and the adaptive settings, by mean samples per item."""
+    adaptive = [s for s in report.settings.values() if s.kind.startswith("adaptive")]
+    if not adaptive:
+        return []
+    rows = [
+        [setting_label(f"{kind}@{p.k}"), _mean(Number(value=p.samples)) if p.samples else "–", percent(_point(p)), "–"]
+        for kind, points in report.curve.items()
+        for p in points
+    ]
+    rows += [
+        [setting_label(s.name), _mean(s.samples_per_item), percent(s.overall), _points(s.vs_fixed)] for s in adaptive
+    ]
+    policy: dict[str, Any] = adaptive[0].provenance.get("adaptive") or {}
+    about = ", ".join(f"{key} {value}" for key, value in policy.items())
+    header = ["Setting", "Samples per item", report.column, "Δ vs fixed k (points)"]
+    return ["## Accuracy per compute", "", f"Adaptive policy: {about}.", "", *table(header, rows), ""]
+
+
+def _mean(number: Number | None) -> str:
+    """``5.43 (5.10–5.80)``: a plain mean with its interval."""
+    if number is None:
+        return "–"
+    return f"{number.value:.2f}" + (f" ({number.ci[0]:.2f}–{number.ci[1]:.2f})" if number.ci is not None else "")
+
+
+def _points(number: Number | None) -> str:
+    """A difference of fractions in signed percentage points, with its interval."""
+    if number is None:
+        return "–"
+    text = f"{100 * number.value:+.1f}"
+    if number.ci is not None:
+        text += f" ({100 * number.ci[0]:+.1f} to {100 * number.ci[1]:+.1f})"
+    return text
 
 
 def _point(point: CurvePoint | None) -> Number | None:

@@ -5,6 +5,10 @@ voted on ([`sum_votes`][grmjudge.voting.sum_votes]; with the meta RM, [`select_b
 keeps the top ``k_meta`` of the subset first), and the benchmark score is averaged over the draws. Because the K
 samples are exchangeable, a k-subset is distributed like k fresh samples, so the curve costs one pass. At k = K
 the only subset is the whole pass, whose totals are exactly what the judge returned.
+
+Adaptive@K (and Adaptive MetaRM@K) replay the stopping rule of [`grmjudge.adaptive`][grmjudge.adaptive] on the
+pass's samples in their drawn order. An adaptive call draws a prefix of the fixed-K call's samples (the same
+orders and seeds), so the replay stops where a live adaptive call would, with the same votes.
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from grmjudge.adaptive import AdaptivePlan
 from grmjudge.results import ScoreResult
 from grmjudge.voting import default_k_meta, derive_seed, select_by_meta, sum_votes
 
-SettingKind = Literal["greedy", "voting", "metarm"]
+SettingKind = Literal["greedy", "voting", "metarm", "adaptive", "adaptive-metarm"]
 
 
 @dataclass(frozen=True)
@@ -67,8 +72,18 @@ class Setting:
 
     @property
     def name(self) -> str:
-        """``greedy``, ``voting@8``, ``metarm@32``."""
+        """``greedy``, ``voting@8``, ``metarm@32``, ``adaptive@32``."""
         return "greedy" if self.kind == "greedy" else f"{self.kind}@{self.k}"
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether the setting replays the adaptive stopping rule (k is then the most samples a call may use)."""
+        return self.kind in ("adaptive", "adaptive-metarm")
+
+    @property
+    def meta(self) -> bool:
+        """Whether the setting votes on the meta RM's kept samples."""
+        return self.kind in ("metarm", "adaptive-metarm")
 
 
 def curve_ks(ks: Sequence[int]) -> list[int]:
@@ -78,8 +93,8 @@ def curve_ks(ks: Sequence[int]) -> list[int]:
     return sorted({*powers, *(k for k in ks if k > 1)}) if top > 1 else []
 
 
-def plan_settings(ks: Sequence[int], *, meta: bool, draws: int) -> list[Setting]:
-    """Greedy (when 1 is asked for) and the voting/meta curves up to the largest k."""
+def plan_settings(ks: Sequence[int], *, meta: bool, draws: int, adaptive: bool = False) -> list[Setting]:
+    """Greedy (when 1 is asked for), the voting/meta curves up to the largest k, and adaptive at the largest k."""
     settings = [Setting("greedy", 1)] if 1 in ks else []
     top = max(ks)
     for k in curve_ks(ks):
@@ -87,6 +102,10 @@ def plan_settings(ks: Sequence[int], *, meta: bool, draws: int) -> list[Setting]
         settings.append(Setting("voting", k, count))
         if meta:
             settings.append(Setting("metarm", k, count))
+    if adaptive and top > 1:
+        settings.append(Setting("adaptive", top))
+        if meta:
+            settings.append(Setting("adaptive-metarm", top))
     return settings
 
 
@@ -106,13 +125,18 @@ def tie_rng(seed: int, call_id: str, setting: Setting, pool: int, draw: int) -> 
 
 
 def draw_totals(
-    record: CallRecord | None, setting: Setting, seed: int, k_meta: int | None
+    record: CallRecord | None, setting: Setting, seed: int, k_meta: int | None, adaptive: AdaptivePlan | None = None
 ) -> list[tuple[float, ...] | None]:
-    """The call's summed scores under ``setting``, one per draw; ``None`` where there is no verdict."""
+    """The call's summed scores under ``setting``, one per draw; ``None`` where there is no verdict.
+
+    Adaptive settings need the call's ``adaptive`` plan (see [`replay`][grmjudge.eval.scaling.replay]).
+    """
     if record is None or record.error is not None:
         return [None] * setting.draws
     if setting.kind == "greedy" or not record.votes:
         return [record.scores] * setting.draws
+    if adaptive is not None:
+        return [replay(record, adaptive)[0]]
     return [
         _vote(record, chosen, setting, k_meta)
         for chosen in subsets(len(record.votes), setting.k, setting.draws, seed, record.call_id)
@@ -129,3 +153,29 @@ def _vote(record: CallRecord, chosen: list[int], setting: Setting, k_meta: int |
     if not votes:
         return None
     return tuple(sum_votes(votes, len(votes[0])))
+
+
+def replay(record: CallRecord, plan: AdaptivePlan) -> tuple[tuple[float, ...] | None, int]:
+    """The totals an adaptive call would have returned, and how many samples it would have drawn.
+
+    The plan's rounds are walked over the recorded samples in index order (the order they were planned and
+    drawn); each round is assessed exactly as the live judge assesses it.
+    """
+    valid: dict[int, tuple[int, ...]] = {}
+    meta: dict[int, float] | None = None if plan.k_meta is None else {}
+    kept: list[int] = []
+    drawn = 0
+    for end in plan.ends:
+        for index in range(drawn, min(end, len(record.votes))):
+            vote = record.votes[index]
+            if vote.scores is not None:
+                valid[index] = vote.scores
+                if meta is not None and vote.meta is not None:
+                    meta[index] = vote.meta
+        drawn = end
+        assessment = plan.assess(end, valid, meta)
+        kept = assessment.kept
+        if assessment.settled:
+            break
+    votes = [valid[i] for i in kept]
+    return (tuple(sum_votes(votes, len(votes[0]))) if votes else None), drawn

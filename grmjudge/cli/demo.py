@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from grmjudge.exceptions import GRMJudgeError
+from grmjudge.training.toy.config import DEMO_DIR
 
 if TYPE_CHECKING:
     from grmjudge.results import ScoreResult
     from grmjudge.training.data import SPCTExample
 
-DEMO_DIR = Path(str(resources.files("grmjudge") / "_demo"))
-"""The embedded models, held-out items and training report."""
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:  # pyright: ignore[reportPrivateUsage]

@@ -37,7 +37,7 @@ from grmjudge.judge import Judge
 from grmjudge.prompts import judge_messages
 from grmjudge.settings import JudgeSettings
 from grmjudge.training.data import SPCTExample, load_examples, write_examples
-from grmjudge.training.toy.config import ToyConfig
+from grmjudge.training.toy.config import DEMO_DIR, ToyConfig
 from grmjudge.training.toy.model import build_toy_model, tokenizer_corpus
 from grmjudge.training.toy.tasks import make_items
 from grmjudge.training.toy.teacher import Teacher
@@ -53,7 +53,14 @@ CONFIG_FILE = "config.json"
 BENCHMARK = "toy-spct"
 EVAL_KS = (1, 2, 4, 8, 16)
 
-_CPU = {"use_cpu": True, "bf16": False, "fp16": False, "report_to": "none", "save_strategy": "no"}
+_CPU = {
+    "use_cpu": True,
+    "bf16": False,
+    "fp16": False,
+    "report_to": "none",
+    "save_strategy": "no",
+    "gradient_checkpointing": False,  # TRL turns it on by default; a 1M-weight model only pays its recompute
+}
 
 
 class _Run:
@@ -113,9 +120,12 @@ def _data(run: _Run) -> dict[str, Any]:
 
 
 def _init(run: _Run) -> dict[str, Any]:
+    if run.config.start == "demo":
+        _copy_model(DEMO_DIR / "grm", Path(run.path("init")))
+        return {"start": "demo"}
     corpus = Path(run.path("data", "tokenizer_corpus.txt")).read_text(encoding="utf-8")
     build_toy_model(run.path("init"), corpus, seed=run.config.seed)
-    return {}
+    return {"start": "random"}
 
 
 def _sft(run: _Run, start: str, data: str, out: str, steps: int, lr: float) -> dict[str, Any]:
@@ -372,6 +382,14 @@ DEMO_FILES = (
 """What a model directory needs to load: the weights, the config and the tokenizer with its chat template."""
 
 
+def _copy_model(source: Path, destination: Path) -> None:
+    """Copy the files of ``DEMO_FILES`` that ``source`` has into ``destination``."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for file in DEMO_FILES:
+        if (source / file).exists():
+            shutil.copyfile(source / file, destination / file)
+
+
 def export_demo(out: str | Path, target: str | Path, *, items: int = 8) -> Path:
     """Copy a finished run's final GRM and meta RM, a few held-out items and the report into ``target``.
 
@@ -381,10 +399,7 @@ def export_demo(out: str | Path, target: str | Path, *, items: int = 8) -> Path:
     if "eval" not in _read_stages(source):
         raise ConfigurationError(f"{source} has no finished toy run to export")
     for model, name in (("grpo", "grm"), ("meta_rm", "meta_rm")):
-        (destination / name).mkdir(parents=True, exist_ok=True)
-        for file in DEMO_FILES:
-            if (source / model / file).exists():
-                shutil.copyfile(source / model / file, destination / name / file)
+        _copy_model(source / model, destination / name)
     heldout = load_examples(source / "data" / "heldout.jsonl", format="canonical").examples
     write_examples(destination / "items.jsonl", heldout[:items])
     shutil.copyfile(source / "report.md", destination / "REPORT.md")

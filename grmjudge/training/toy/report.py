@@ -1,9 +1,9 @@
 """The toy run's report: a table in the shape of the paper's Table 3 and a plot of accuracy against k.
 
 Rows are the three GRMs (cold start, RFT, RFT+GRPO); columns Greedy, Voting@1, Voting@8 and MetaRM@8 accuracy
-on the held-out items, each with its bootstrap 95% interval, read from the ``results.json`` that
-`grmjudge.eval.harness.evaluate` wrote for each GRM. The plot draws Voting@k and MetaRM@k for k = 1 to 16,
-one colour per GRM.
+on the held-out items (Voting@k and MetaRM@k at the run's largest k where that is below 8, as in ``--quick``),
+each with its bootstrap 95% interval, read from the ``results.json`` that `grmjudge.eval.harness.evaluate`
+wrote for each GRM. The plot draws Voting@k and MetaRM@k for k = 1 to 16, one colour per GRM.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from grmjudge.eval.report import EvalReport, Number
 from grmjudge.exceptions import ConfigurationError
 from grmjudge.training.toy.pipeline import GRM_STAGES, STAGES_FILE
 
-__all__ = ["COLUMNS", "ROW_NAMES", "load_reports", "table_rows", "write_markdown", "write_plot"]
+__all__ = ["ROW_NAMES", "columns", "load_reports", "table_rows", "write_markdown", "write_plot"]
 
 ROW_NAMES = {"cold_start": "Cold start (SFT on teacher)", "rft": "RFT", "grpo": "RFT + GRPO"}
-COLUMNS = {"greedy": "Greedy", "voting@1": "Voting@1", "voting@8": "Voting@8", "metarm@8": "MetaRM@8"}
+TABLE_K = 8
+"""The k of the table's Voting@k and MetaRM@k columns, as in the paper's Table 3 (less if the run drew fewer)."""
 TABLE_FILE = "report.md"
 PLOT_FILE = "scaling.png"
 _COLORS = {"cold_start": "tab:gray", "rft": "tab:blue", "grpo": "tab:red"}
@@ -42,10 +43,18 @@ def load_reports(out: str | Path) -> dict[str, EvalReport]:
     return reports
 
 
+def columns(reports: dict[str, EvalReport]) -> dict[str, str]:
+    """Setting -> column name: greedy, Voting@1, and Voting@k and MetaRM@k at ``TABLE_K`` or the run's largest k."""
+    largest = max(point.k for report in reports.values() for point in report.curve.get("voting", []))
+    k = min(TABLE_K, largest)
+    return {"greedy": "Greedy", "voting@1": "Voting@1", f"voting@{k}": f"Voting@{k}", f"metarm@{k}": f"MetaRM@{k}"}
+
+
 def table_rows(reports: dict[str, EvalReport]) -> dict[str, dict[str, Number | None]]:
     """Row name -> column name -> accuracy with interval (``None`` where the run did not reach that k)."""
+    shown = columns(reports)
     return {
-        ROW_NAMES[stage]: {column: _number(reports[stage], setting) for setting, column in COLUMNS.items()}
+        ROW_NAMES[stage]: {column: _number(reports[stage], setting) for setting, column in shown.items()}
         for stage in GRM_STAGES
     }
 
@@ -69,10 +78,11 @@ def _cell(number: Number | None) -> str:
 
 def render_table(reports: dict[str, EvalReport]) -> str:
     """The Markdown table: accuracy (%) with bootstrap 95% intervals."""
-    header = ["GRM", *COLUMNS.values()]
+    names = list(columns(reports).values())
+    header = ["GRM", *names]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row, cells in table_rows(reports).items():
-        lines.append("| " + " | ".join([row, *(_cell(cells[c]) for c in COLUMNS.values())]) + " |")
+        lines.append("| " + " | ".join([row, *(_cell(cells[c]) for c in names)]) + " |")
     first = next(iter(reports.values()))
     lines += [
         "",

@@ -47,6 +47,7 @@ class RunPlan:
     judge: Judge
     k: int
     meta: bool
+    adaptive: bool
     concurrency: int
     order: Order
     texts: bool
@@ -219,7 +220,8 @@ async def judge_lines(
     try:
         while not scanner.exhausted:
             segment = _Segment(scanner, reorder_full)
-            async with plan.judge.stream(segment, plan.k, plan.meta, concurrency=plan.concurrency) as results:
+            stream = plan.judge.stream(segment, plan.k, plan.meta, adaptive=plan.adaptive, concurrency=plan.concurrency)
+            async with stream as results:
                 try:
                     async for batch in results:
                         sink.take(batch, segment.take(batch.index))

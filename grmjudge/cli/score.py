@@ -36,6 +36,7 @@ class ScoreOptions:
     errors: Path
     judge: JudgeOptions
     k: int
+    adaptive: bool
     concurrency: int
     max_concurrent_requests: int
     cache: Path | None
@@ -80,6 +81,11 @@ def _add_judge_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--meta-base-url", type=arg_types.http_url, metavar="URL", help="server of an http: meta RM")
     group.add_argument("--k-meta", type=arg_types.positive_int, metavar="N", help="samples kept by the meta RM")
     group.add_argument("--k", type=arg_types.positive_int, default=8, metavar="N", help="samples per item (default 8)")
+    group.add_argument(
+        "--adaptive",
+        action="store_true",
+        help="draw samples in rounds and stop once the best response is settled; --k is then the maximum",
+    )
     group.add_argument("--temperature", type=arg_types.non_negative_float, metavar="T", help="default 0.5 (0 if k=1)")
     group.add_argument("--max-tokens", type=arg_types.positive_int, metavar="N", help="per judgement (default 2048)")
     group.add_argument("--seed", type=int, metavar="S", help="seed of orders and samples (default 0)")
@@ -164,6 +170,7 @@ def options_from(ns: argparse.Namespace) -> ScoreOptions:
         errors=ns.errors or default_errors_path(output),
         judge=judge,
         k=ns.k,
+        adaptive=ns.adaptive,
         concurrency=ns.concurrency,
         max_concurrent_requests=ns.max_concurrent_requests or ns.concurrency,
         cache=ns.cache,

@@ -13,6 +13,7 @@ import anyio.to_thread
 from pydantic import ValidationError
 
 from grmjudge._tasks import task_group
+from grmjudge.adaptive import AdaptivePolicy
 from grmjudge.backends.base import Backend
 from grmjudge.cache import SQLiteCache
 from grmjudge.cli.build import build_backend, build_meta, build_settings
@@ -142,6 +143,7 @@ class Session:
             judge=self.judge,
             k=o.k,
             meta=o.judge.meta is not None,
+            adaptive=o.adaptive,
             concurrency=o.concurrency,
             order=o.order,
             texts=o.texts,
@@ -188,6 +190,7 @@ def _load_resume_point(o: ScoreOptions, backend: Backend, s: JudgeSettings) -> E
         "seed": s.seed,
         "temperature": s.temperature_for(o.k),
         "max_tokens": s.max_tokens,
+        "adaptive": AdaptivePolicy().model_dump() if o.adaptive else None,
     }
     with Path(o.input).open("rb") as source:
         lines = read_lines(source, max_line_bytes=max_line_bytes(o.max_input_chars))

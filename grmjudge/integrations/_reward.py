@@ -26,8 +26,9 @@ import anyio.lowlevel
 from grmjudge._lifecycle import Closable
 from grmjudge._sync import run_sync
 from grmjudge._tasks import task_group
+from grmjudge.adaptive import AdaptivePolicy
 from grmjudge.exceptions import ConfigurationError, InvalidInputError, NoVerdictError
-from grmjudge.judge import Judge
+from grmjudge.judge import Judge, adaptive_policy
 from grmjudge.meta import MetaScorer
 from grmjudge.prompts import normalise_query
 from grmjudge.training.rewards import completion_text
@@ -230,6 +231,7 @@ class GroupRewarder:
         *,
         k: int,
         meta: bool,
+        adaptive: bool | AdaptivePolicy = False,
         mode: Mode,
         normalisation: Normalisation,
         fallback: float | None,
@@ -245,9 +247,15 @@ class GroupRewarder:
         partial and single-completion groups with the adapter's remedy.
         """
         _check_options(judge, k, meta, mode, normalisation, fallback, group_size, max_concurrent_calls)
+        if adaptive_policy(adaptive) is not None and normalisation == "raw":
+            raise ConfigurationError(
+                "adaptive k draws a different number of samples per call, so raw sums are not comparable: "
+                "use normalisation='mean' (or unit, zscore, rank)"
+            )
         self.judge = judge
         self.k = k
         self.meta = meta
+        self.adaptive = adaptive
         self.mode: Mode = mode
         self.normalisation: Normalisation = normalisation
         self.fallback = fallback
@@ -365,7 +373,7 @@ class GroupRewarder:
         """The summed votes and the number of kept samples, or ``None`` (logged) without a verdict."""
         batch.judge_calls += 1
         try:
-            result = await self.judge.score(query, responses, k=self.k, meta=self.meta)
+            result = await self.judge.score(query, responses, k=self.k, meta=self.meta, adaptive=self.adaptive)
         except NoVerdictError as exc:  # a judge with raise_on_no_verdict=True
             batch.samples += sum(exc.no_verdict.failures.values())
             batch.failures.update(exc.no_verdict.failures)

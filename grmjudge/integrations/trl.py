@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from grmjudge.adaptive import AdaptivePolicy
 from grmjudge.exceptions import InvalidInputError
 from grmjudge.integrations._reward import (
     GroupRewarder,
@@ -50,6 +51,9 @@ class GRMReward(RewardAdapter):
     Args:
         judge: The GRM judge; its settings (template, temperature, ``max_tokens``, seed) apply to every call.
         k: Samples per judge call, voted; each sees the responses in its own shuffled order.
+        adaptive: ``True`` or an [`AdaptivePolicy`][grmjudge.adaptive.AdaptivePolicy]: ``k`` becomes a maximum,
+            and each call stops drawing samples once its best completion is settled (a GRPO run pays for
+            reward samples every step). Needs a normalisation other than ``raw``.
         meta: Keep only the best ``k_meta`` samples by the judge's meta scorer (``Judge(backend, meta=...)``).
         mode: ``"listwise"`` (one call per group of completions of a prompt) or ``"reference"`` (one pairwise
             call per completion against the dataset column ``reference_column``).
@@ -70,6 +74,7 @@ class GRMReward(RewardAdapter):
         *,
         k: int = 4,
         meta: bool = False,
+        adaptive: bool | AdaptivePolicy = False,
         mode: Mode = "listwise",
         normalisation: Normalisation = "mean",
         fallback: float | None = None,
@@ -82,6 +87,7 @@ class GRMReward(RewardAdapter):
             judge,
             k=k,
             meta=meta,
+            adaptive=adaptive,
             mode=mode,
             normalisation=normalisation,
             fallback=fallback,

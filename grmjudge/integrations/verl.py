@@ -39,6 +39,7 @@ import anyio
 import anyio.lowlevel
 
 from grmjudge._tasks import task_group
+from grmjudge.adaptive import AdaptivePolicy
 from grmjudge.exceptions import ConfigurationError, InvalidInputError
 from grmjudge.integrations._reward import (
     GroupRewarder,
@@ -62,6 +63,9 @@ class VerlGRMReward(RewardAdapter):
     Args:
         judge: The GRM judge; its settings (template, temperature, ``max_tokens``, seed) apply to every call.
         k: Samples per judge call, voted; each sees the responses in its own shuffled order.
+        adaptive: ``True`` or an [`AdaptivePolicy`][grmjudge.adaptive.AdaptivePolicy]: ``k`` becomes a maximum,
+            and each call stops drawing samples once its best completion is settled (a GRPO run pays for
+            reward samples every step). Needs a normalisation other than ``raw``.
         meta: Keep only the best ``k_meta`` samples by the judge's meta scorer.
         mode: ``"listwise"`` (one call per group of a prompt's completions) or ``"reference"`` (one pairwise
             call per completion against its ``ground_truth``).
@@ -90,6 +94,7 @@ class VerlGRMReward(RewardAdapter):
         *,
         k: int = 4,
         meta: bool = False,
+        adaptive: bool | AdaptivePolicy = False,
         mode: Mode = "listwise",
         normalisation: Normalisation = "mean",
         fallback: float = 0.0,
@@ -108,6 +113,7 @@ class VerlGRMReward(RewardAdapter):
             judge,
             k=k,
             meta=meta,
+            adaptive=adaptive,
             mode=mode,
             normalisation=normalisation,
             fallback=fallback,

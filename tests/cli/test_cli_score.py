@@ -325,3 +325,30 @@ def _item_of(request: dict[str, object]) -> str:
     while text[end].isdigit():
         end += 1
     return text[start:end]
+
+
+def test_adaptive_stops_each_item_once_settled_and_resume_keeps_the_mode(
+    tmp_path: Path, fake: RecordingServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    items = [item(i) for i in range(6)]
+    source, output = write_jsonl(tmp_path / "in.jsonl", items), tmp_path / "out.jsonl"
+
+    status, stderr = run_in_process(score_args(source, output, fake.base_url, "--k", "16", "--adaptive"), capsys)
+
+    assert status == 0, stderr
+    for given, record in zip(items, read_jsonl(output), strict=True):
+        # the fake GRM is unanimous: the first round (two orders, n=2 each) settles every item
+        adaptive = record["provenance"]["adaptive"]
+        assert (adaptive["samples"], adaptive["rounds"], adaptive["stop"]) == (4, 1, "settled")
+        assert record["provenance"]["k"] == 16 and len(record["samples"]) == 4
+        assert record["scores"] == expected_scores(given["responses"], 4)
+    assert len(fake.requests()) == 2 * len(items)
+
+    write_jsonl(source, [*items, item(6)])
+    status, stderr = run_in_process(score_args(source, output, fake.base_url, "--k", "16", "--resume"), capsys)
+    assert status == 2 and "adaptive" in stderr
+    status, stderr = run_in_process(
+        score_args(source, output, fake.base_url, "--k", "16", "--adaptive", "--resume"), capsys
+    )
+    assert status == 0, stderr
+    assert len(read_jsonl(output)) == 7

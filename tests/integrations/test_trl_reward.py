@@ -319,3 +319,16 @@ def test_runs_on_a_background_loop_like_trls_and_from_blocking_code() -> None:
         gc.collect()  # an HTTP session left open would warn here (warnings are errors)
     assert on_trls_loop == [expected, expected] and blocking == expected
     assert reward.stats.batches == 3 and reward.stats.valid_samples == 6
+
+
+async def test_adaptive_k_pays_only_for_the_samples_a_settled_group_needs() -> None:
+    grm = ScriptedGRM()  # unanimous: every sample gives each completion its written score
+    fixed = GRMReward(grm.judge(), k=16, num_generations=4)
+    adaptive = GRMReward(grm.judge(), k=16, num_generations=4, adaptive=True)
+    prompts, completions = trl_batch(["Name a prime.", "Name a colour."])
+    assert await adaptive(prompts=prompts, completions=completions) == [2.0, 9.0, 4.0, 6.0, 5.0, 3.0]
+    assert await fixed(prompts=prompts, completions=completions) == [2.0, 9.0, 4.0, 6.0, 5.0, 3.0]
+    # the first round is one block of orders: 4 samples for the group of 4, 4 (two blocks of 2) for the pair
+    assert adaptive.stats.samples == 8 and fixed.stats.samples == 32
+    with pytest.raises(ConfigurationError, match="raw"):
+        GRMReward(grm.judge(), k=16, adaptive=True, normalisation="raw")

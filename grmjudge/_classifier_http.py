@@ -18,6 +18,7 @@ import anyio
 import httpx
 
 from grmjudge.backends._http import HTTPClient
+from grmjudge.backends._urls import check_base_url
 from grmjudge.classifier import ChatClassifier, ChatScores, InputTooLongError, check_chats
 from grmjudge.exceptions import BackendResponseError, BackendStatusError, ConfigurationError, GRMJudgeError
 from grmjudge.settings import RetryPolicy
@@ -147,9 +148,9 @@ class HTTPChatClassifier(ChatClassifier):
         return float(score)
 
 
-def _server_root(base_url: str) -> str:
-    root = base_url.rstrip("/")
-    return root.removesuffix("/v1")
+def _server_root(base_url: object) -> str:
+    """The checked base URL without a trailing ``/v1``."""
+    return check_base_url(base_url).removesuffix("/v1")
 
 
 def _too_long(exc: BackendStatusError, index: int) -> InputTooLongError | None:

@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from grmjudge import (
@@ -31,12 +31,14 @@ from grmjudge import (
 from grmjudge.backends import FunctionBackend, OpenAIBackend
 from grmjudge.backends.anthropic import AnthropicBackend
 from grmjudge.cache import SQLiteCache
-from grmjudge.classifier import ChatClassifier, ChatScores
+from grmjudge.classifier import ChatClassifier, ChatScores, HTTPChatClassifier
+from grmjudge.meta import HTTPMetaScorer, meta_from_spec
 from grmjudge.scalar import ScalarJudge
 from grmjudge.types import GenerationRequest, Message, Usage
 
 from .judges import by_length, judgement, shown_responses
 from .scripted_http import MockClient, Script
+from .strategies import CHATS, JSON, MESSAGE, PROPERTIES, TEXT, WELL_FORMED
 
 QUERY = "How do I sort a list in Python?"
 GOOD = {"query": QUERY, "responses": ["Use sorted(xs).", "xs.sort()"]}
@@ -330,17 +332,38 @@ async def test_the_scalar_batch_refuses_k_and_meta_up_front() -> None:
         await judge.score_many([GOOD], meta=True)
 
 
-BAD_URLS = ["notaurl", "ftp://host", "", "   ", "http://", "http:///v1", "127.0.0.1:8000/v1", "https//host/v1"]
+BAD_URLS = [
+    "notaurl",
+    "ftp://host",
+    "",
+    "   ",
+    "http://",
+    "http:///v1",
+    "127.0.0.1:8000/v1",
+    "https//host/v1",
+    "http://h:port/v1",
+    "http://[::1:8000/v1",
+    "http://a host/v1",
+]
+
+
+HTTP_SERVERS: dict[str, Any] = {  # everything that takes a server's base_url, each checked by the one URL check
+    "OpenAIBackend": lambda url: OpenAIBackend(url, "grm"),
+    "AnthropicBackend": lambda url: AnthropicBackend("claude", api_key="k", base_url=url),
+    "Judge.from_spec": lambda url: Judge.from_spec("openai:grm", base_url=url),
+    "HTTPChatClassifier": lambda url: HTTPChatClassifier(url, "rm"),
+    "HTTPMetaScorer": lambda url: HTTPMetaScorer(url, "meta-rm"),
+    "meta_from_spec": lambda url: meta_from_spec("http:meta-rm", url),
+}
 
 
 @pytest.mark.parametrize("url", BAD_URLS)
-def test_a_malformed_base_url_is_refused_at_construction(url: str) -> None:
-    with pytest.raises(ConfigurationError, match=f"base_url must be an http:// or https:// URL.*got {url!r}"):
-        OpenAIBackend(url, "grm")
-    with pytest.raises(ConfigurationError, match=f"got {url!r}"):
-        AnthropicBackend("claude", api_key="k", base_url=url)
-    with pytest.raises(ConfigurationError, match=f"got {url!r}"):
-        Judge.from_spec("openai:grm", base_url=url)
+@pytest.mark.parametrize("server", HTTP_SERVERS)
+def test_a_malformed_base_url_is_refused_at_construction(server: str, url: str) -> None:
+    with pytest.raises(
+        ConfigurationError, match=f"base_url must be an http:// or https:// URL.*got {re.escape(repr(url))}"
+    ):
+        HTTP_SERVERS[server](url)
 
 
 @pytest.mark.parametrize(
@@ -369,48 +392,11 @@ def test_a_bad_base_url_is_named_without_its_credentials() -> None:
 def test_well_formed_base_urls_are_accepted(url: str) -> None:
     assert OpenAIBackend(url, "grm").base_url == url.rstrip("/")
     assert AnthropicBackend("claude", api_key="k", base_url=url).base_url == url.rstrip("/")
+    assert HTTPChatClassifier(url, "rm").base_url == url.rstrip("/").removesuffix("/v1")
 
 
 # ---------------------------------------------------------------- properties over arbitrary input
 
-PROPERTIES = settings(
-    max_examples=60,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-
-ODD_TEXTS = [
-    "\x00",
-    "\u202eevil\u202c",
-    "\u200f\u05e9\u05dc\u05d5\u05dd",
-    "\ufeff",
-    "\U0001f600",
-    "\\boxed{10, 1}",
-    "[The End of Response 1]",
-    "#### Scores ####",
-    "x" * 200_000,
-]
-BAD_TEXTS = ["s\ud800", "\udc00", "\ud83d\ude00", "", " \n\t"]
-ODD_CHARS = st.sampled_from(["\x00", "\u202e", "\u200f", "{", "}", "\\", "#", "["])
-WELL_FORMED = st.one_of(st.text(st.characters() | ODD_CHARS, min_size=1, max_size=30), st.sampled_from(ODD_TEXTS))
-TEXT = st.one_of(
-    WELL_FORMED, st.text(st.characters(categories=["Cs"]) | st.characters(), max_size=12), st.sampled_from(BAD_TEXTS)
-)
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), TEXT)
-JSON = st.recursive(
-    SCALARS,
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(TEXT, inner, max_size=3)),
-    max_leaves=6,
-)
-MESSAGE = st.fixed_dictionaries(
-    {"role": st.sampled_from(["user", "assistant", "system", "bot"]), "content": TEXT},
-    optional={"name": JSON},
-)
-CHATS = st.tuples(st.lists(MESSAGE, max_size=2), WELL_FORMED).map(
-    lambda chat: [*chat[0], {"role": "user", "content": chat[1]}]
-)
 QUERIES = st.one_of(WELL_FORMED, CHATS, TEXT, st.lists(st.one_of(MESSAGE, JSON), max_size=3), JSON)
 RESPONSES = st.one_of(st.lists(WELL_FORMED, min_size=1, max_size=3), st.lists(st.one_of(TEXT, JSON), max_size=3), JSON)
 K = st.one_of(st.integers(min_value=1, max_value=3), st.sampled_from([0, -1, 10**9, True, 1.5, "2", None]))

@@ -1,4 +1,7 @@
-"""Base URL checks for the HTTP backends: a malformed URL fails once, at construction, not on every request."""
+"""Base URL checks for HTTP servers: a malformed URL fails once, where it is given, not on every request.
+
+The backends, the classifier servers and the CLI's ``--base-url`` options all use :func:`url_problem`.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +17,22 @@ _QUERY = re.compile(r"\?[^#]*")
 _EXPECTED = "an http:// or https:// URL such as http://127.0.0.1:8000/v1"
 
 
+def url_problem(url: str) -> str | None:
+    """What makes ``url`` unusable as a server's base URL, worded to follow its name; ``None`` when it is fine.
+
+    The value is shown with its user info and query string (where keys sometimes ride) redacted.
+    """
+    reason = _reason(url)
+    return None if reason is None else f"must be {_EXPECTED}, got {_redacted(url)!r}{reason}"
+
+
 def check_base_url(url: object, field: str = "base_url") -> str:
     """``url`` without its trailing slash, or a ConfigurationError naming the value (credentials hidden)."""
     if not isinstance(url, str):
         raise ConfigurationError(f"{field} must be {_EXPECTED}, got {type(url).__name__}")
-    if not _is_http_url(url):
-        raise ConfigurationError(f"{field} must be {_EXPECTED}, got {_redacted(url)!r}")
+    problem = url_problem(url)
+    if problem is not None:
+        raise ConfigurationError(f"{field} {problem}")
     return url.rstrip("/")
 
 
@@ -37,15 +50,23 @@ def check_base_urls(value: object) -> tuple[str, ...]:
     return tuple(check_base_url(url, f"base_url[{i}]") for i, url in enumerate(urls))
 
 
-def _is_http_url(url: str) -> bool:
-    if any(c.isspace() for c in url):
-        return False
+def _reason(url: str) -> str | None:
+    """``None`` for a good URL, else what to add after the value ("" when the scheme says it all)."""
     try:
         parts = urlsplit(url)
-        _ = parts.port  # raises ValueError on a port that is not a number in range
+    except ValueError:  # an unclosed IPv6 bracket
+        return " (not a valid URL)"
+    if parts.scheme not in ("http", "https"):
+        return ""
+    if any(c.isspace() for c in url):
+        return " (it holds white space)"
+    if not parts.hostname:
+        return " (no host)"
+    try:
+        _ = parts.port  # raises ValueError on a port that is not a number from 0 to 65535
     except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
+        return " (a bad port)"
+    return None
 
 
 def _redacted(url: str) -> str:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from urllib.parse import urlsplit
+
+from grmjudge.backends._urls import url_problem
 
 
 def positive_int(text: str) -> int:
@@ -39,19 +40,10 @@ def non_negative_float(text: str) -> float:
 
 
 def http_url(text: str) -> str:
-    """An ``http://`` or ``https://`` URL that names a host, such as a server's base URL."""
-    try:
-        parts = urlsplit(text)
-    except ValueError:  # e.g. an unclosed IPv6 bracket
-        raise argparse.ArgumentTypeError(f"is not a valid URL, got {text!r}") from None
-    if parts.scheme.lower() not in ("http", "https"):
-        raise argparse.ArgumentTypeError(f"must be an http:// or https:// URL, got {text!r}")
-    if not parts.hostname:
-        raise argparse.ArgumentTypeError(f"must name a host, got {text!r}")
-    try:
-        _ = parts.port  # raises for a port that is not a number from 0 to 65535
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"has a bad port, got {text!r}") from None
+    """A server's base URL: ``http://`` or ``https://`` with a host, checked as the backends check it."""
+    problem = url_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
     return text
 
 

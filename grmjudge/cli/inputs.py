@@ -7,7 +7,6 @@ The line schema is documented in ``docs/batch.md``. Validation reuses the judge'
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Self, cast
@@ -15,6 +14,7 @@ from typing import Any, BinaryIO, Self, cast
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from grmjudge._inputs import lone_surrogate
 from grmjudge.cli.files import FileProblem
 from grmjudge.cli.ids import IdIndex
 from grmjudge.judge import JudgeItem
@@ -29,7 +29,6 @@ _JSON_TYPES: dict[type, str] = {
     dict: "object",
 }
 _SKIP_CHUNK = 1 << 20
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _VALID_TEXT = "text must be valid Unicode"
 
 
@@ -154,26 +153,29 @@ def decode_object(number: int, raw: bytes) -> dict[str, Any] | LineError | None:
         return None
     try:
         value: object = json.loads(text)
+        if not isinstance(value, dict):
+            found = _json_type(value)
+            return LineError(number, "not_an_object", f"each line must be a JSON object, got {found}")
+        record = cast(dict[str, Any], value)
+        # the only way a lone surrogate gets in is a JSON escape: skip the walk without one
+        problems = tuple(_lone_surrogates(record)) if b"\\ud" in raw or b"\\uD" in raw else ()
     except json.JSONDecodeError as exc:
         message = f"the line is not valid JSON: {exc.msg} at line {number}, column {exc.colno}"
         return LineError(number, "invalid_json", message)
-    if not isinstance(value, dict):
-        found = _json_type(value)
-        return LineError(number, "not_an_object", f"each line must be a JSON object, got {found}")
-    record = cast(dict[str, Any], value)
-    if b"\\ud" in raw or b"\\uD" in raw:  # the only way a lone surrogate gets in: skip the walk otherwise
-        problems = tuple(_lone_surrogates(record))
-        if problems:
-            return _invalid_with(number, record, problems)
-    return record
+    except RecursionError:  # Python's JSON reader (and the walk) stop near 1,000 levels of nesting
+        message = f"the line nests arrays and objects too deeply to read, at line {number}"
+        return LineError(number, "invalid_json", message)
+    return _invalid_with(number, record, problems) if problems else record
 
 
 def _lone_surrogates(value: object, path: str = "") -> Iterator[dict[str, Any]]:
     """A problem for each string (field names included) under a decoded JSON value that holds a lone surrogate."""
     if isinstance(value, str):
-        found = _SURROGATE.search(value)
-        if found is not None:
-            message = f"holds {_surrogate_at(found)} (half of a UTF-16 pair, such as a split emoji); {_VALID_TEXT}"
+        position = lone_surrogate(value)
+        if position is not None:
+            message = (
+                f"holds {_surrogate_at(value, position)} (half of a UTF-16 pair, such as a split emoji); {_VALID_TEXT}"
+            )
             yield {"field": path, "problem": "lone_surrogate", "message": message}
     elif isinstance(value, list):
         for index, element in enumerate(cast(list[object], value)):
@@ -181,23 +183,23 @@ def _lone_surrogates(value: object, path: str = "") -> Iterator[dict[str, Any]]:
     elif isinstance(value, dict):
         for key, element in cast(dict[str, object], value).items():
             field = f"{path}.{_escape_surrogates(key)}" if path else _escape_surrogates(key)
-            found = _SURROGATE.search(key)
-            if found is not None:
+            position = lone_surrogate(key)
+            if position is not None:
                 yield {
                     "field": field,
                     "problem": "lone_surrogate",
-                    "message": f"the field name holds {_surrogate_at(found)}",
+                    "message": f"the field name holds {_surrogate_at(key, position)}",
                 }
             yield from _lone_surrogates(element, field)
 
 
-def _surrogate_at(found: re.Match[str]) -> str:
-    return f"a lone surrogate {_escape_surrogates(found.group())} at character {found.start() + 1}"
+def _surrogate_at(text: str, position: int) -> str:
+    return f"a lone surrogate {_escape_surrogates(text[position])} at character {position + 1}"
 
 
 def _escape_surrogates(text: str) -> str:
     r"""``text`` with each lone surrogate spelled as its JSON escape (``\ud800``), so it can be printed or written."""
-    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def item_id_of(number: int, value: dict[str, Any]) -> str:

@@ -16,6 +16,7 @@ from grmjudge.types import GenerationRequest
 from tests.cli.conftest import RecordingServer, item, read_jsonl, run_in_process, score_args, write_jsonl
 
 DATA = Path(__file__).parent / "data"
+URL = "an http:// or https:// URL such as http://127.0.0.1:8000/v1"
 
 
 def test_every_bad_line_gets_a_typed_error_and_every_good_line_a_verdict(
@@ -112,10 +113,14 @@ def test_an_item_the_judge_refuses_is_reported_with_its_exception(
         (["--meta", "mystery:m"], "--meta must look like 'http:MODEL'"),
         (["--meta", "http:m"], "--meta http:MODEL needs --meta-base-url"),
         (["--resume"], "--resume needs an existing output file"),
-        (["--base-url", "notaurl"], "argument --base-url: must be an http:// or https:// URL, got 'notaurl'"),
-        (["--base-url", "ftp://x"], "argument --base-url: must be an http:// or https:// URL, got 'ftp://x'"),
-        (["--base-url", "http://"], "argument --base-url: must name a host, got 'http://'"),
-        (["--base-url", "http://h:port/v1"], "argument --base-url: has a bad port, got 'http://h:port/v1'"),
+        (["--base-url", "notaurl"], f"argument --base-url: must be {URL}, got 'notaurl'\n"),
+        (["--base-url", "ftp://x"], f"argument --base-url: must be {URL}, got 'ftp://x'\n"),
+        (["--base-url", "http://"], f"argument --base-url: must be {URL}, got 'http://' (no host)"),
+        (
+            ["--base-url", "http://h:port/v1"],
+            f"argument --base-url: must be {URL}, got 'http://h:port/v1' (a bad port)",
+        ),
+        (["--base-url", "http://u:sk-pw@h:p/?key=sk-k"], "got 'http://[REDACTED]@h:p/?[REDACTED]' (a bad port)"),
         (["--meta", "http:m", "--meta-base-url", "localhost:8000"], "argument --meta-base-url: must be an http://"),
     ],
 )

@@ -32,8 +32,9 @@ class Sample(BaseModel):
 
     ``permutation[m]`` is the caller's index of the response shown as "Response m+1". ``scores`` are in the
     caller's order (already un-shuffled). ``seed`` is the sample's own: its request's seed plus its position
-    among the request's ``n`` choices (vLLM seeds choice i with ``seed + i``). ``attempt`` counts re-samples of this slot (0 = first try),
-    ``earlier_errors`` keeps why the earlier attempts failed, and ``cached`` says the text came from the cache.
+    among the request's ``n`` choices (vLLM seeds choice i with ``seed + i``). ``attempt`` counts re-samples of
+    this slot (0 = first try), ``earlier_errors`` keeps why the earlier attempts failed, and ``cached`` says the
+    text came from the cache.
     """
 
     model_config = ConfigDict(frozen=True)

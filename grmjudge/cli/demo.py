@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from grmjudge.training.data import SPCTExample
 
 
-
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:  # pyright: ignore[reportPrivateUsage]
     """Register ``demo`` and its options."""
     parser = commands.add_parser(

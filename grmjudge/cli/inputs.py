@@ -7,6 +7,8 @@ The line schema is documented in ``docs/batch.md``. Validation reuses the judge'
 from __future__ import annotations
 
 import json
+import re
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Self, cast
@@ -30,6 +32,8 @@ _JSON_TYPES: dict[type, str] = {
 }
 _SKIP_CHUNK = 1 << 20
 _VALID_TEXT = "text must be valid Unicode"
+_STRING_OR_INTEGER = re.compile(r'"(?:[^"\\]|\\.)*"|(?<![\d.eE+-])-?\d+(?![\d.eE])')
+"""A JSON string (skipped whole) or an integer that is not part of a fraction or an exponent."""
 
 
 class InputRecord(BaseModel):
@@ -165,7 +169,22 @@ def decode_object(number: int, raw: bytes) -> dict[str, Any] | LineError | None:
     except RecursionError:  # Python's JSON reader (and the walk) stop near 1,000 levels of nesting
         message = f"the line nests arrays and objects too deeply to read, at line {number}"
         return LineError(number, "invalid_json", message)
+    except ValueError as exc:  # an integer over Python's limit of digits (sys.get_int_max_str_digits)
+        return LineError(number, "invalid_json", _too_long_integer(number, text, exc))
     return _invalid_with(number, record, problems) if problems else record
+
+
+def _too_long_integer(number: int, text: str, exc: ValueError) -> str:
+    """Where the integer too long to read starts, as an editor counts, with Python's limit."""
+    limit = sys.get_int_max_str_digits()
+    for token in _STRING_OR_INTEGER.finditer(text):
+        digits = len(token.group().lstrip("-"))
+        if not token.group().startswith('"') and digits > limit:
+            return (
+                f"the line holds an integer of {digits:,} digits, over the {limit:,} that can be read, "
+                f"at line {number}, column {token.start() + 1}"
+            )
+    return f"the line cannot be read: {exc}, at line {number}, column 1"
 
 
 def _lone_surrogates(value: object, path: str = "") -> Iterator[dict[str, Any]]:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from typing import Any
 
 import anyio
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from grmjudge import Judge
@@ -28,6 +29,8 @@ MAX_CHARS = 2_000
 MAX_LINE_BYTES = max_line_bytes(MAX_CHARS)
 LINE_ERRORS = {"invalid_json", "not_an_object", "invalid_item", "input_too_long", "duplicate_id"}
 SECRET = "sk-test-line-properties-0123456789"
+HUGE_INTEGER = b'{"query":"q","responses":["a","b"],"label":' + b"1" * 4_301 + b"}"
+"""Valid JSON, but Python refuses to read an integer of more than 4,300 digits (a plain ValueError)."""
 
 GOOD_RECORDS = st.fixed_dictionaries(
     {"query": WELL_FORMED, "responses": st.lists(WELL_FORMED, min_size=1, max_size=3)},
@@ -57,11 +60,13 @@ LINES = st.one_of(
     st.binary(max_size=40).map(lambda raw: raw.replace(b"\n", b"")),
     st.sampled_from([b"", b"  \t", b"\xef\xbb\xbf", "\u2028".encode()]),  # blank (the BOM on line 1 only)
     st.sampled_from([b'"' + b"x" * MAX_LINE_BYTES + b'"', b'{"query": "q", "responses": ["%s"]}' % (b"y" * 5_000)]),
+    st.sampled_from([HUGE_INTEGER, b"[-" + b"9" * 5_000 + b"]", b"[1" + b"0" * 5_000 + b".5]"]),
 )
 
 
 @PROPERTIES
 @given(lines=st.lists(LINES, max_size=8))
+@example(lines=[HUGE_INTEGER, b'{"query": "q", "responses": ["a"]}'])
 def test_every_line_is_one_item_or_one_typed_error_and_both_writers_take_it(lines: list[bytes]) -> None:
     errors: list[LineError] = []
     source = io.BytesIO(b"".join(line + b"\n" for line in lines))
@@ -100,10 +105,20 @@ def expected_kind(number: int, line: bytes) -> str | None:
     if not (text.removeprefix("\ufeff") if number == 1 else text).strip():
         return None
     try:
-        value = json.loads(text)
-    except (ValueError, RecursionError):
+        value = json.loads(text, parse_int=_readable_integer)
+    except (json.JSONDecodeError, RecursionError, _TooManyDigits):
         return "invalid_json"
     return "record" if isinstance(value, dict) else "not_an_object"
+
+
+class _TooManyDigits(Exception):
+    """An integer longer than Python reads from a string; the reader must make its line ``invalid_json``."""
+
+
+def _readable_integer(digits: str) -> int:
+    if len(digits.lstrip("-")) > sys.get_int_max_str_digits():
+        raise _TooManyDigits(digits[:20])
+    return int(digits)
 
 
 def judge(items: list[LineItem]) -> list[tuple[Any, str, int | None]]:

@@ -17,6 +17,8 @@ from typing import Any
 MARK = "[REDACTED]"
 MIN_SECRET_LENGTH = 8
 """Shorter values ("EMPTY", "none") are placeholders, not keys; redacting them would rewrite ordinary words."""
+MIN_PREFIX_RUN = 12
+"""The shortest run of a key's first characters redacted on its own (see :func:`prefix_run`)."""
 
 KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
 """The environment variables the backends read their keys from."""
@@ -26,19 +28,27 @@ _LIBRARY_LOGGERS = ("httpcore.connection", "httpcore.http11", "httpcore.http2", 
 """httpcore's DEBUG trace logs response headers as received, so a header echoing a key would reach the logs."""
 
 
-def redact(text: str, secrets: Sequence[str]) -> str:
-    """``text`` with each secret, and any run of at least its first 8 characters, replaced by ``[REDACTED]``.
+def prefix_run(secret: str) -> int:
+    """How many of a key's first characters a run must have to be redacted: half the key, at least 12, at most all.
 
-    Prefixes count because a key cut by a length limit (its own or a server's) still gives most of it away.
+    Prefixes count because a key cut by a length limit (its own or a server's) still gives much of it away. Short
+    runs do not, since the start of a key is what every key of a vendor shares (``sk-proj-``, ``sk-ant-api03-``):
+    redacting those would rewrite honest text about keys. A run of half the key still leaves the other half
+    unknown; a secret of 12 characters or fewer is redacted only whole.
     """
+    return min(len(secret), max(MIN_PREFIX_RUN, (len(secret) + 1) // 2))
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with each secret, and any run of its first :func:`prefix_run` characters, replaced by ``[REDACTED]``."""
     for secret in secrets:
-        if len(secret) >= MIN_SECRET_LENGTH and secret[:MIN_SECRET_LENGTH] in text:
+        if len(secret) >= MIN_SECRET_LENGTH and secret[: prefix_run(secret)] in text:
             text = _replace_prefix_runs(text, secret)
     return text
 
 
 def _replace_prefix_runs(text: str, secret: str) -> str:
-    head = secret[:MIN_SECRET_LENGTH]
+    head = secret[: prefix_run(secret)]
     parts: list[str] = []
     start = 0
     while (found := text.find(head, start)) != -1:
@@ -84,19 +94,29 @@ class Redactor:
         return redact(text, self.secrets)
 
     def json(self, value: Any) -> Any:
-        """A decoded JSON value with every string in it (keys too) redacted; the value itself if no secret is known."""
+        """A decoded JSON value with every string in it (keys too) redacted; the value itself if no secret is known.
+
+        The walk keeps its own stack rather than recursing, so no depth of nesting can raise ``RecursionError``.
+        """
         if not self.secrets:
             return value
-        return self._walk(value)
-
-    def _walk(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self(value)
-        if isinstance(value, list):
-            return [self._walk(v) for v in value]  # pyright: ignore[reportUnknownVariableType]
-        if isinstance(value, dict):
-            return {self(k): self._walk(v) for k, v in value.items()}  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
-        return value
+        root: list[Any] = [None]
+        pending: list[tuple[Any, Any, Any]] = [(value, root, 0)]  # (a value, the copy it goes in, its slot there)
+        while pending:
+            item, parent, slot = pending.pop()
+            if isinstance(item, str):
+                parent[slot] = self(item)
+            elif isinstance(item, list):
+                items: list[Any] = item  # pyright: ignore[reportUnknownVariableType]
+                parent[slot] = copied = [None] * len(items)
+                pending.extend((v, copied, i) for i, v in enumerate(items))
+            elif isinstance(item, dict):
+                fields: dict[Any, Any] = item  # pyright: ignore[reportUnknownVariableType]
+                parent[slot] = copied_fields = dict.fromkeys(self(k) if isinstance(k, str) else k for k in fields)
+                pending.extend((v, copied_fields, self(k) if isinstance(k, str) else k) for k, v in fields.items())
+            else:
+                parent[slot] = item
+        return root[0]
 
 
 class _LibraryLogFilter(logging.Filter):

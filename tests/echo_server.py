@@ -8,6 +8,8 @@ its headers. A marker in the request body picks the answer:
 * ``echo-401``, ``echo-429``, ``echo-500``: that status, whose JSON error message ends with the credential,
   padded so that it starts at byte ``STRADDLE`` of the body and runs past the first 500 bytes;
 * ``echo-not-json``: a 200 whose body is HTML quoting the credential;
+* ``echo-long-number``, ``echo-deep``: a 200 whose JSON body quotes the credential and then holds what Python's
+  decoder refuses: an integer of 5,000 digits, or 100,000 levels of nesting;
 * none: a valid answer; judgements end with a line quoting the credential after the boxed scores.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from typing import Any
 
 from grmjudge.testing._asgi import ASGIMessage, Receive, Scope, Send, read_body, send_json, serve_asgi
@@ -25,6 +28,10 @@ STRADDLE = 480
 """Where the echoed credential starts in an error body: 20 bytes before a 500-byte excerpt would cut it."""
 
 _ERRORS = {b"echo-401": 401, b"echo-429": 429, b"echo-500": 500}
+_UNREADABLE_JSON: dict[bytes, Callable[[str], bytes]] = {
+    b"echo-long-number": lambda secret: f'{{"error": "{secret}", "n": {"9" * 5000}}}'.encode(),
+    b"echo-deep": lambda secret: f'{{"error": "{secret}", "n": {"[" * 100_000}{"]" * 100_000}}}'.encode(),
+}
 
 
 def leaked(secret: str, artefact: str | bytes) -> list[str]:
@@ -91,13 +98,22 @@ class EchoServer:
                 retry_after = [(b"retry-after", b"0")] if status == 429 else [(b"retry-after", secret.encode())]
                 await send_json(send, status, straddling_error(secret), retry_after)
                 return True
+        for marker, payload in _UNREADABLE_JSON.items():
+            if marker in body:
+                await send_bytes(send, 200, payload(secret), b"application/json")
+                return True
         if b"echo-not-json" in body:
             page = f"<html><body>Bad gateway for {secret}</body></html>".encode()
-            headers = [(b"content-type", b"text/html"), (b"content-length", str(len(page)).encode())]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": page})
+            await send_bytes(send, 200, page, b"text/html")
             return True
         return False
+
+
+async def send_bytes(send: Send, status: int, body: bytes, content_type: bytes) -> None:
+    """Answer ``status`` with ``body`` as it is."""
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def main() -> None:

@@ -380,6 +380,21 @@ def test_base_url_lists_are_checked_url_by_url(base_url: Any, message: str) -> N
         OpenAIBackend(base_url, "grm")
 
 
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://h/v1?api-version=1", r"got 'http://h/v1\?\[REDACTED\]' \(a query string: request paths are"),
+        ("http://h/v1?", r"\(a query string"),
+        ("http://h/v1#x", r"got 'http://h/v1#x' \(a fragment: request paths are appended"),
+        ("http://h:0/v1", r"got 'http://h:0/v1' \(port 0: no server listens there\)"),
+    ],
+)
+@pytest.mark.parametrize("server", HTTP_SERVERS)
+def test_a_base_url_that_would_break_every_request_path_is_refused(server: str, url: str, reason: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"base_url must be an http:// or https:// URL.*{reason}"):
+        HTTP_SERVERS[server](url)
+
+
 def test_a_bad_base_url_is_named_without_its_credentials() -> None:
     with pytest.raises(ConfigurationError) as caught:
         OpenAIBackend("htp://user:sk-secret-123@host/v1?key=sk-secret-456", "grm")

@@ -28,6 +28,7 @@ from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 from grmjudge._redact import Redactor, header_secrets, redact_library_logs
 from grmjudge.backends._limits import RequestGate, current_retry_budget
 from grmjudge.backends._replicas import ReplicaPool
+from grmjudge.backends._urls import masked_url, url_secrets
 from grmjudge.exceptions import (
     AuthenticationError,
     BackendConnectionError,
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     import aiohttp
 
 _BODY_EXCERPT = 500
+_UNREADABLE = object()
 
 
 @dataclass(frozen=True)
@@ -86,9 +88,11 @@ class AiohttpTransport(Transport):
                 body = await response.read()
                 return RawReply(response.status, body, response.headers.get("retry-after"))
         except TimeoutError as exc:
-            raise BackendTimeoutError(f"request to {url} timed out", backend=backend) from exc
+            raise BackendTimeoutError(f"request to {masked_url(url)} timed out", backend=backend) from exc
         except aiohttp.ClientError as exc:
-            raise BackendConnectionError(f"request to {url} failed: {type(exc).__name__}", backend=backend) from exc
+            raise BackendConnectionError(
+                f"request to {masked_url(url)} failed: {type(exc).__name__}", backend=backend
+            ) from exc
 
     async def aclose(self) -> None:
         self.closed = True
@@ -118,17 +122,23 @@ class HttpxTransport(Transport):
         except httpx.TimeoutException as exc:
             if _masked_connection_error(exc):
                 cause = type(exc.__cause__).__name__
-                raise BackendConnectionError(f"request to {url} failed: {cause}", backend=backend) from exc
-            raise BackendTimeoutError(f"request to {url} timed out", backend=backend) from exc
+                raise BackendConnectionError(f"request to {masked_url(url)} failed: {cause}", backend=backend) from exc
+            raise BackendTimeoutError(f"request to {masked_url(url)} timed out", backend=backend) from exc
         except httpx.TransportError as exc:
-            raise BackendConnectionError(f"request to {url} failed: {type(exc).__name__}", backend=backend) from exc
+            raise BackendConnectionError(
+                f"request to {masked_url(url)} failed: {type(exc).__name__}", backend=backend
+            ) from exc
         except httpx.DecodingError as exc:
-            raise BackendResponseError(f"{url} answered with an undecodable body: {exc}", backend=backend) from exc
+            raise BackendResponseError(
+                f"{masked_url(url)} answered with an undecodable body: {exc}", backend=backend
+            ) from exc
         except Exception as exc:
             if not _is_aiohttp_error(exc):
                 raise
             # an injected httpx-aiohttp client passes on aiohttp errors it does not map, e.g. a reply that is not HTTP
-            raise BackendConnectionError(f"request to {url} failed: {type(exc).__name__}", backend=backend) from exc
+            raise BackendConnectionError(
+                f"request to {masked_url(url)} failed: {type(exc).__name__}", backend=backend
+            ) from exc
         return RawReply(response.status_code, response.content, response.headers.get("retry-after"))
 
     async def aclose(self) -> None:
@@ -155,7 +165,8 @@ class HTTPClient:
     is never closed here. Each request goes to the least busy healthy replica of ``base_urls`` and passes the
     [`RequestGate`][grmjudge.backends._limits.RequestGate] first. Header names are lower-cased so that a
     caller's header and one a backend sets cannot both be sent under different spellings. The credentials in
-    those headers (and in a caller's client's default headers) are redacted from everything the server returns.
+    those headers (and in a caller's client's default headers), and the user info of the base URLs, are redacted
+    from everything the server returns; messages show URLs through ``masked_url`` (user info hidden).
     """
 
     def __init__(
@@ -181,7 +192,8 @@ class HTTPClient:
         self._adopted = HttpxTransport(http_client, owned=False) if http_client is not None else None
         self._own: Transport | None = None
         client_secrets = header_secrets(http_client.headers) if http_client is not None else ()
-        self.redact = Redactor([*client_secrets, *header_secrets(self.headers)])
+        user_infos = [secret for url in base_urls for secret in url_secrets(url)]
+        self.redact = Redactor([*client_secrets, *header_secrets(self.headers), *user_infos])
         redact_library_logs(self.redact)
 
     def transport(self) -> Transport:
@@ -266,16 +278,24 @@ class HTTPClient:
 
 
 def decode_json_object(url: str, reply: RawReply, *, backend: str, redact: Redactor) -> dict[str, Any]:
-    """The reply body as a JSON object, or a BackendResponseError quoting the start of the body (redacted)."""
+    """The reply body as a JSON object, or a BackendResponseError quoting the start of the body (redacted).
+
+    Bodies Python's decoder cannot read count as not JSON: a syntax error, bytes that are not UTF-8, an integer
+    of more than 4,300 digits (``ValueError``) or nesting deeper than the interpreter's recursion limit. The
+    error has no cause: ``JSONDecodeError.doc`` would hold the whole body, unredacted.
+    """
+    payload: object = _UNREADABLE
     try:
         payload = json.loads(reply.body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        pass  # raised below, outside the handler, so that not even __context__ keeps the body
+    if payload is _UNREADABLE:
         raise BackendResponseError(
-            f"{url} answered {reply.status} with a body that is not JSON: {body_excerpt(reply, redact)!r}",
+            f"{masked_url(url)} answered {reply.status} with a body that is not JSON: {body_excerpt(reply, redact)!r}",
             backend=backend,
-        ) from exc
+        )
     if not isinstance(payload, dict):
-        raise BackendResponseError(f"{url} answered with JSON that is not an object", backend=backend)
+        raise BackendResponseError(f"{masked_url(url)} answered with JSON that is not an object", backend=backend)
     return payload  # pyright: ignore[reportUnknownVariableType]
 
 
@@ -283,7 +303,7 @@ def status_error(url: str, reply: RawReply, *, backend: str, redact: Redactor) -
     """The typed error for a non-2xx reply (the URL is named; headers are not, and keys are redacted)."""
     code = reply.status
     body = body_excerpt(reply, redact)
-    message = f"{url} answered HTTP {code}: {body}"
+    message = f"{masked_url(url)} answered HTTP {code}: {body}"
     retry_after = parse_retry_after(reply.retry_after)
     cls: type[BackendStatusError] = BackendStatusError
     if code in (401, 403):

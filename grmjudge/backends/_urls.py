@@ -1,14 +1,17 @@
 """Base URL checks for HTTP servers: a malformed URL fails once, where it is given, not on every request.
 
-The backends, the classifier servers and the CLI's ``--base-url`` options all use :func:`url_problem`.
+The backends, the classifier servers and the CLI's ``--base-url`` options all use :func:`url_problem`. A base
+URL is a prefix that request paths are appended to, so one with a query string or a fragment is refused too.
+:func:`masked_url` is how a URL appears in any message: user info and query string hidden.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Sequence
 from typing import cast
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from grmjudge.exceptions import ConfigurationError
 
@@ -23,7 +26,7 @@ def url_problem(url: str) -> str | None:
     The value is shown with its user info and query string (where keys sometimes ride) redacted.
     """
     reason = _reason(url)
-    return None if reason is None else f"must be {_EXPECTED}, got {_redacted(url)!r}{reason}"
+    return None if reason is None else f"must be {_EXPECTED}, got {masked_url(url)!r}{reason}"
 
 
 def check_base_url(url: object, field: str = "base_url") -> str:
@@ -63,12 +66,34 @@ def _reason(url: str) -> str | None:
     if not parts.hostname:
         return " (no host)"
     try:
-        _ = parts.port  # raises ValueError on a port that is not a number from 0 to 65535
+        port = parts.port  # raises ValueError on a port that is not a number from 0 to 65535
     except ValueError:
         return " (a bad port)"
+    if port == 0:
+        return " (port 0: no server listens there)"
+    if "?" in url:
+        return " (a query string: request paths are appended to the base URL, so it would end up mid-path)"
+    if "#" in url:
+        return " (a fragment: request paths are appended to the base URL, so they would end up in it)"
     return None
 
 
-def _redacted(url: str) -> str:
-    """The URL as shown in errors: user info and query string (where keys sometimes ride) replaced."""
+def masked_url(url: str) -> str:
+    """The URL as shown in messages: user info and query string (where keys sometimes ride) replaced."""
     return _QUERY.sub("?[REDACTED]", _USERINFO.sub("[REDACTED]@", url))
+
+
+def url_secrets(url: str) -> tuple[str, ...]:
+    """The credentials a URL's user info holds, to redact from replies: user, password and the Basic credential.
+
+    HTTP clients send user info as ``authorization: Basic base64(user:password)``, which a server may echo.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ()
+    if parts.username is None:
+        return ()
+    user, password = unquote(parts.username), unquote(parts.password or "")
+    basic = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return tuple(value for value in (user, password, basic) if value)

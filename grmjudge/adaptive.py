@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from grmjudge.settings import ShuffleMode
 from grmjudge.voting import select_by_meta
 
-StopReason = Literal["settled", "max_k"]
+StopReason = Literal["settled", "k_reached"]
 
 
 class AdaptivePolicy(BaseModel):

@@ -289,7 +289,7 @@ class Judge(JudgeFacade):
         if rated is not None:
             samples = _marked(samples, rated, set(kept))
         record = AdaptiveProvenance(
-            policy=plan.policy, samples=start, rounds=rounds, stop="settled" if settled else "max_k"
+            policy=plan.policy, samples=start, rounds=rounds, stop="settled" if settled else "k_reached"
         )
         return samples, usage, record
 

@@ -88,7 +88,7 @@ class NoVerdict(BaseModel):
 class AdaptiveProvenance(BaseModel):
     """How an adaptive call sampled: ``samples`` drawn (at most ``provenance.k``) in ``rounds``, and why it stopped.
 
-    ``stop`` is ``settled`` (the leader was settled) or ``max_k`` (all k were drawn).
+    ``stop`` is ``settled`` (the leader was settled) or ``k_reached`` (all k were drawn).
     """
 
     model_config = ConfigDict(frozen=True)

@@ -96,7 +96,7 @@ async def test_unanimous_samples_stop_after_the_first_round() -> None:
 async def test_a_split_vote_runs_to_k() -> None:
     result = await score(Scripted(even_split), adaptive=True)
     record = result.provenance.adaptive
-    assert record is not None and (record.samples, record.rounds, record.stop) == (16, 4, "max_k")
+    assert record is not None and (record.samples, record.rounds, record.stop) == (16, 4, "k_reached")
     assert result.scores == [104.0, 104.0]
 
 
@@ -104,7 +104,7 @@ async def test_a_split_vote_runs_to_k() -> None:
 async def test_a_tie_at_the_top_never_stops() -> None:
     result = await score(Scripted(lambda text, seed: 7), adaptive=True)
     record = result.provenance.adaptive
-    assert record is not None and (record.samples, record.stop) == (16, "max_k")
+    assert record is not None and (record.samples, record.stop) == (16, "k_reached")
 
 
 @pytest.mark.anyio

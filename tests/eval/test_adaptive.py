@@ -80,7 +80,7 @@ async def test_the_replay_stops_where_a_live_adaptive_call_stops(tmp_path: Path)
             assert totals == (tuple(live.scores) if live.scores is not None else None)
             live_samples[kind].append(drawn)
             stops.add(live.provenance.adaptive.stop)
-    assert stops == {"settled", "max_k"}  # both ways of stopping are exercised
+    assert stops == {"settled", "k_reached"}  # both ways of stopping are exercised
     for kind, drawn in live_samples.items():
         setting = report.settings[f"{kind}@{K}"]
         assert setting.samples_per_item is not None and setting.samples_per_item.ci is not None

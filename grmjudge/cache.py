@@ -136,7 +136,10 @@ def _open(path: Path) -> sqlite3.Connection:
 
 
 def _storable(text: str) -> str | bytes:
-    """The text as is, or its ``surrogatepass`` bytes when it holds a lone surrogate (invalid UTF-8)."""
+    """The text as is, or its ``surrogatepass`` bytes when it holds a lone surrogate (invalid UTF-8).
+
+    The judge never caches such a text (the sample fails as ``invalid_text``); a caller's own ``put_many`` can.
+    """
     try:
         text.encode()
     except UnicodeEncodeError:

@@ -137,12 +137,19 @@ async def test_texts_with_lone_surrogates_are_cached_and_read_back_unchanged(tmp
 
 
 @pytest.mark.anyio
-async def test_a_lone_surrogate_in_a_completion_does_not_stop_a_cached_run(tmp_path: Path) -> None:
+async def test_a_lone_surrogate_in_a_completion_is_an_invalid_sample_and_never_cached(tmp_path: Path) -> None:
     def surrogate_then_judgement(request: GenerationRequest) -> list[str]:
         return [text + "\ud800" for text in by_length(request)]
 
     async with SQLiteCache(tmp_path / "cache.sqlite") as cache:
-        judge = Judge(FunctionBackend(surrogate_then_judgement), cache=cache)
+        judge = Judge(
+            FunctionBackend(surrogate_then_judgement), cache=cache, settings=JudgeSettings(max_resample_rounds=0)
+        )
         first = await judge.score(QUERY, PAIR, k=2)
         again = await judge.score(QUERY, PAIR, k=2)
-    assert [s.text for s in again.samples] == [s.text for s in first.samples]
+        stored = cache.count()
+    # such a text is an invalid_text sample, never cached (docs/architecture.md, "Lone surrogates")
+    for sample in [*first.samples, *again.samples]:
+        assert sample.text is None and not sample.cached
+        assert sample.error is not None and sample.error.reason == "invalid_text"
+    assert stored == 0

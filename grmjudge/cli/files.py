@@ -14,6 +14,7 @@ import os
 import stat
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -44,17 +45,19 @@ class RunFiles:
     errors: BinaryIO
     created: list[Path] = field(default_factory=list[Path])
 
-    def start(self, *, keep_output: bool) -> None:
-        """Empty the errors file, and the output unless it is kept (``--resume``): from now on the run writes."""
-        emptied = [("errors file", self.errors)]
-        if not keep_output:
-            emptied.append(("output", self.output))
+    def start(self, *, keep_output: bool, cut_output: bool = False) -> None:
+        """Empty the errors file, and the output unless it is kept (``--resume``): from now on the run writes.
+
+        Every file to be cut (the kept output too, when ``cut_output`` says its partial last line will be cut)
+        is first truncated to its own length, which changes no byte: a file that refuses it (an append-only
+        one, ``chattr +a``) stops the command before any file is emptied.
+        """
+        emptied = [("errors file", self.errors)] + ([] if keep_output else [("output", self.output)])
+        probed = emptied + ([("output", self.output)] if keep_output and cut_output else [])
+        for name, file in probed:
+            _truncate(name, file, None)
         for name, file in emptied:
-            try:
-                if stat.S_ISREG(os.fstat(file.fileno()).st_mode):  # /dev/null or a terminal is not emptied
-                    os.ftruncate(file.fileno(), 0)
-            except OSError as exc:  # e.g. an append-only file
-                raise UsageError(f"cannot empty the {name} {file.name}: {_reason(exc)}") from exc
+            _truncate(name, file, 0)
         self.created.clear()
 
     def close(self) -> None:
@@ -102,12 +105,26 @@ def open_run_files(o: ScoreOptions) -> RunFiles:
     return RunFiles(source, output, errors, created)
 
 
+def _truncate(name: str, file: BinaryIO, size: int | None) -> None:
+    """Cut ``file`` to ``size`` bytes (None: to its own length); /dev/null or a terminal is left alone."""
+    try:
+        status = os.fstat(file.fileno())
+        if stat.S_ISREG(status.st_mode):
+            os.ftruncate(file.fileno(), status.st_size if size is None else size)
+    except OSError as exc:  # e.g. an append-only file
+        raise UsageError(f"cannot empty the {name} {file.name}: {_reason(exc)}") from exc
+
+
 def _release(files: Sequence[BinaryIO], created: Sequence[Path]) -> None:
     for file in files:
         if file is not sys.stdin.buffer:
             file.close()
-    for path in created:
-        path.unlink(missing_ok=True)
+    for path in created:  # files first, then the folders they were in
+        with suppress(OSError):  # the refusal is what the user must see
+            if path.is_dir():
+                path.rmdir()
+            else:
+                path.unlink(missing_ok=True)
 
 
 def _looked_up(name: str, path: Path, check: Callable[[Path], None]) -> None:

@@ -1,8 +1,9 @@
 """``grmjudge score``: judge a JSONL file of items into a JSONL file of verdicts (guide: ``docs/batch.md``).
 
 Exit status: 0 every line was judged or skipped; 1 some lines went to the errors file; 2 bad arguments or a
-file that cannot be used, nothing done; 3 aborted (credentials refused, the backend failing item after item, or
-a file failing mid-run); 130 interrupted (every finished item written).
+file that cannot be used, nothing done; 3 aborted (credentials refused, the backend failing item after item,
+a file failing mid-run, or another library error); 130 interrupted by Ctrl-C, 143 by SIGTERM (every finished
+item written).
 """
 
 from __future__ import annotations

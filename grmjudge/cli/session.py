@@ -12,6 +12,7 @@ import anyio
 import anyio.to_thread
 from pydantic import ValidationError
 
+from grmjudge._inputs import check_k
 from grmjudge._tasks import task_group
 from grmjudge.adaptive import AdaptivePolicy
 from grmjudge.backends.base import Backend
@@ -29,8 +30,9 @@ from grmjudge.cli.resume import (
     truncate_partial_line,
 )
 from grmjudge.cli.runner import FatalRunError, RunPlan, judge_lines
-from grmjudge.cli.score import EXIT_ABORTED, EXIT_ERRORS, EXIT_INTERRUPTED, EXIT_OK, ScoreOptions, UsageError
-from grmjudge.exceptions import GRMJudgeError
+from grmjudge.cli.score import EXIT_ABORTED, EXIT_ERRORS, EXIT_OK, ScoreOptions, UsageError
+from grmjudge.cli.signals import StopSignals
+from grmjudge.exceptions import GRMJudgeError, InvalidInputError
 from grmjudge.judge import Judge
 from grmjudge.settings import JudgeSettings
 from grmjudge.voting import default_k_meta
@@ -61,12 +63,14 @@ class Session:
                 build_meta(options.judge),
                 build_settings(options.judge),
             )
+            _check_k(options.k, settings.max_k)
         except (GRMJudgeError, ValidationError) as exc:
             raise UsageError(redact(str(exc))) from exc
         files = open_run_files(options)
+        cache: SQLiteCache | None = None
         try:
             existing = _load_resume_point(options, backend, settings) if options.resume else None
-            cache = _open_cache(options.cache) if options.cache is not None else None
+            cache = _open_cache(options.cache, files.created) if options.cache is not None else None
             judge = Judge(
                 backend,
                 meta=meta,
@@ -74,10 +78,13 @@ class Session:
                 max_concurrent_requests=options.max_concurrent_requests,
                 cache=cache,
             )
-            files.start(keep_output=options.resume)
-            if options.resume:
+            cut = existing is not None and existing.dropped_bytes > 0
+            files.start(keep_output=options.resume, cut_output=cut)
+            if cut:
                 _cut_partial_line(options.output)
         except BaseException as exc:
+            if cache is not None:
+                anyio.run(cache.aclose)
             files.discard()
             if isinstance(exc, GRMJudgeError | ResumeError | ValidationError):
                 raise UsageError(redact(str(exc))) from exc
@@ -109,25 +116,29 @@ class Session:
             stats, self.stderr, tty=_is_tty(self.stderr), every=o.progress_every, redact=self.redact
         )
         outcome, status, note = "finished", EXIT_OK, ""
-        try:
-            anyio.run(self._judge, scanner, output, stats, report, reporter)
-        except (FatalRunError, FileProblem) as exc:
-            outcome, status = "aborted", EXIT_ABORTED
-            note = f"grmjudge score: aborted: {exc}\nFix the cause, then run the same command with --resume."
-        except KeyboardInterrupt:
-            outcome, status = "interrupted", EXIT_INTERRUPTED
-            note = "grmjudge score: interrupted; every finished item is in the output: continue with --resume."
-        finally:
-            self.files.close()
-            reporter.end()
-        if stats.out_of_order:
-            note += (
-                f"\n{stats.out_of_order:,} finished items were written after items still in flight, out of input "
-                "order; --resume appends the missing ones."
-            )
-        if status == EXIT_OK and stats.errors:
-            status = EXIT_ERRORS
-        self._finish(stats, outcome, note)
+        with StopSignals() as signals:  # from here on, Ctrl-C and kill stop the run without cutting a write
+            try:
+                if anyio.run(self._judge, scanner, output, stats, report, reporter, signals):
+                    assert signals.received is not None  # only a signal stops the judging early
+                    outcome, status = "interrupted", 128 + signals.received
+                    note = (
+                        f"grmjudge score: interrupted ({signals.received.name}); every finished item is in the "
+                        "output: continue with --resume."
+                    )
+            except (FatalRunError, FileProblem, GRMJudgeError) as exc:
+                outcome, status = "aborted", EXIT_ABORTED
+                note = f"grmjudge score: aborted: {exc}\nFix the cause, then run the same command with --resume."
+            finally:
+                self.files.close()
+                reporter.end()
+            if stats.out_of_order:
+                note += (
+                    f"\n{stats.out_of_order:,} finished items were written after items still in flight, out of "
+                    "input order; --resume appends the missing ones."
+                )
+            if status == EXIT_OK and stats.errors:
+                status = EXIT_ERRORS
+            self._finish(stats, outcome, note)
         return status
 
     async def _judge(
@@ -137,7 +148,9 @@ class Session:
         stats: RunStats,
         report: Callable[[LineError], None],
         reporter: ProgressReporter,
-    ) -> None:
+        signals: StopSignals,
+    ) -> bool:
+        """Judge every line; True if a signal stopped the judging (every finished item is written all the same)."""
         o = self.options
         plan = RunPlan(
             judge=self.judge,
@@ -149,13 +162,19 @@ class Session:
             texts=o.texts,
             max_consecutive_failures=o.max_consecutive_failures,
         )
-        async with self.judge, task_group() as tg:
-            if not o.quiet:
-                tg.start_soon(reporter.run)
-                if o.input != STDIN:
-                    tg.start_soon(_count_total, Path(o.input), stats)
-            await judge_lines(plan, scanner, output, stats, report)
-            tg.cancel_scope.cancel()
+        with anyio.CancelScope() as stopping:
+            signals.arm(stopping.cancel)
+            try:
+                async with self.judge, task_group() as tg:
+                    if not o.quiet:
+                        tg.start_soon(reporter.run)
+                        if o.input != STDIN:
+                            tg.start_soon(_count_total, Path(o.input), stats)
+                    await judge_lines(plan, scanner, output, stats, report)
+                    tg.cancel_scope.cancel()
+            finally:
+                signals.disarm()
+        return stopping.cancelled_caught
 
     def _note_resume(self) -> None:
         if self.existing is None or self.options.quiet:
@@ -176,6 +195,14 @@ class Session:
         if note:
             self.stderr.write(self.redact(note) + "\n")
         self.stderr.flush()
+
+
+def _check_k(k: int, max_k: int) -> None:
+    """``--k`` within the library's cap (``JudgeSettings.max_k``), before anything is opened."""
+    try:
+        check_k(k, max_k)
+    except InvalidInputError as exc:
+        raise UsageError(f"--k: {exc}") from exc
 
 
 def _load_resume_point(o: ScoreOptions, backend: Backend, s: JudgeSettings) -> ExistingOutput:
@@ -205,11 +232,16 @@ def _cut_partial_line(path: Path) -> None:
         raise UsageError(f"cannot cut the partial last line of the output {path}: {exc.strerror or exc}") from exc
 
 
-def _open_cache(path: Path) -> SQLiteCache:
+def _open_cache(path: Path, created: list[Path]) -> SQLiteCache:
+    """The cache at ``path``; the files and folders opening it created are added to ``created`` (deepest first)."""
+    new = [p for p in (path, *path.parents) if not p.exists()]
     try:
         return SQLiteCache(path)
     except (sqlite3.Error, OSError) as exc:
         raise UsageError(f"cannot open the cache {path}: {exc}") from exc
+    finally:
+        if new:
+            created.extend([path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"), *new])
 
 
 async def _count_total(path: Path, stats: RunStats) -> None:

@@ -3,7 +3,8 @@ a slow item, a context limit, a key check and a ``/classify`` meta RM.
 
 Run ``python -m tests.cli.servers --port N [options]`` (``tests.servers.serve`` does it and waits until it answers).
 Every generation request is appended to ``--record`` as one JSON line ``{t, body}`` *when it arrives*, before any
-delay, so requests that were in flight when a client was killed are in the log too.
+delay, so requests that were in flight when a client was killed are in the log too. ``--slow-until PATH`` holds
+the slow item's requests until PATH exists (a test creates it at teardown), instead of a fixed ``--slow-delay``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 from typing import IO, Any
 
 import anyio
@@ -28,6 +30,7 @@ class LatencyServer:
         self.delay: float = args.delay
         self.slow_marker: str | None = args.slow_marker
         self.slow_delay: float = args.slow_delay
+        self.release: Path | None = Path(args.slow_until) if args.slow_until else None
         self.required_key: str | None = args.require_key
         self.log: IO[str] | None = open(args.record, "a", buffering=1) if args.record else None
 
@@ -50,6 +53,8 @@ class LatencyServer:
                 return
         slow = self.slow_marker is not None and self.slow_marker.encode() in body
         await anyio.sleep(self.slow_delay if slow else self.delay)
+        while slow and self.release is not None and not self.release.exists():  # noqa: ASYNC110 (another process)
+            await anyio.sleep(0.05)
 
         async def replay() -> dict[str, Any]:
             return {"type": "http.request", "body": body, "more_body": False}
@@ -87,6 +92,7 @@ def main() -> None:
     parser.add_argument("--record")
     parser.add_argument("--slow-marker")
     parser.add_argument("--slow-delay", type=float, default=0.0)
+    parser.add_argument("--slow-until", metavar="PATH")
     parser.add_argument("--max-model-len", type=int)
     parser.add_argument("--require-key")
     args = parser.parse_args()

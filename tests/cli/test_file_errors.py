@@ -13,9 +13,11 @@ import subprocess
 from collections.abc import Generator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
+from grmjudge import InvalidInputError, Judge
 from tests.cli.conftest import RecordingServer, item, run_in_process, score_args, write_jsonl
 
 WRITE_ONLY_SYSCTLS = ("/proc/sys/vm/drop_caches", "/proc/sys/vm/compact_memory")
@@ -174,3 +176,58 @@ def test_a_path_the_system_cannot_look_up_is_a_usage_error(tmp_path: Path, capsy
     status, stderr = run_in_process(score_args(source, too_long / "out.jsonl", url), capsys)
     assert (status, f"cannot use the output {too_long / 'out.jsonl'}: File name too long" in stderr) == (2, True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+
+
+@contextmanager
+def append_only(path: Path) -> Generator[None]:
+    """``path`` made append-only (``chattr +a``): it opens for appending, but cannot be truncated."""
+    done = subprocess.run(["chattr", "+a", str(path)], capture_output=True, text=True, check=False)
+    if shutil.which("chattr") is None or done.returncode != 0:
+        pytest.skip(f"chattr +a does not work here: {done.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-a", str(path)], check=True)
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_an_append_only_output_is_refused_before_the_errors_file_is_emptied(
+    tmp_path: Path, finished: list[str], resume: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = tmp_path / "new" / "cache.sqlite"
+    before = _files(tmp_path)
+
+    with append_only(tmp_path / "out.jsonl"):
+        status, stderr = run_in_process([*finished, "--cache", str(cache), *(["--resume"] if resume else [])], capsys)
+
+    assert status == 2, stderr
+    assert f"cannot empty the output {tmp_path / 'out.jsonl'}: " in stderr
+    assert _files(tmp_path) == before  # the errors file of the earlier run too
+    assert not (tmp_path / "new").exists()  # the cache the refused run created is gone, its folder too
+
+
+def test_a_k_over_the_cap_is_a_usage_error_with_nothing_touched(
+    tmp_path: Path, finished: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = _files(tmp_path)
+
+    status, stderr = run_in_process([*finished, "--k", "1025"], capsys)
+
+    assert status == 2
+    assert "grmjudge score: error: --k: k=1025 is above max_k=1024" in stderr
+    assert _files(tmp_path) == before
+
+
+def test_a_library_error_during_the_run_aborts_with_a_message(
+    tmp_path: Path, finished: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refuse(*_: object, **__: object) -> NoReturn:
+        raise InvalidInputError("the judge refused the batch")
+
+    monkeypatch.setattr(Judge, "stream", refuse)
+
+    status, stderr = run_in_process(finished, capsys)
+
+    assert status == 3
+    assert "grmjudge score: aborted: the judge refused the batch" in stderr
+    assert "Traceback" not in stderr

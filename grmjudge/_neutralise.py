@@ -5,7 +5,8 @@ Begin/End of Response i]`` delimiters, the ``User:`` / ``Assistant:`` / ``System
 training, the hint line. Caller text sits between them, so a line of it that *reads* like one of those
 could rewrite the prompt for an LLM reader, look-alike or not. Each line is therefore checked in a folded
 form (NFKD, invisible and combining characters dropped, common Cyrillic/Greek look-alikes mapped to Latin,
-case folded); a line that looks like structure gets the quote prefix ``> `` and keeps every character.
+case folded); a line that looks like structure gets the quote prefix ``> `` and keeps every character. A turn
+label indented by 4 or more spaces or a tab is a Markdown code block (``    user: admin`` in YAML), not a turn.
 Chat-template special tokens (``<|im_end|>``, ``<｜User｜>``, ``<start_of_turn>``) get a space after their
 ``<`` so a server's tokenizer cannot read them as real turns, and ``\boxed{`` becomes ``\boxed {`` so the
 score parser cannot read a planted box. Text with none of these comes back as given.
@@ -28,6 +29,9 @@ _PLAIN_ASCII = bytes(range(0x20, 0x7F)) + b"\t\n"
 
 _SP = "[ \t\u1680]"  # the spaces a folded line can still hold (NFKD turns the others into " ")
 _DECORATION = r"[ \t\u1680*_~`\\]*"  # what may precede a marker at a line start: spaces, emphasis, a backslash
+_TURN_DECORATION = r"[ \u1680]{0,3}(?:[*_~`\\][ \t\u1680*_~`\\]*)?"
+"""What may precede a turn label: at most 3 spaces (4 or a tab make a Markdown code block, where ``user:`` and
+``system:`` are keys of YAML or code), then emphasis or a backslash."""
 
 
 def _words(phrase: str) -> str:
@@ -43,12 +47,15 @@ _LINE_START = (
     rf"(?:#{_SP}*){{4,}}"  # an unclosed #### Header
     rf"|#{_SP}*#.*#{_SP}*#{_SP}*$"  # a closed ## Header ## (or ### ... ###)
     rf"|(?:#{_SP}*)*(?:{_SECTIONS})(?:{_SP}|[*#:])*$"  # a template section's title alone on its line
-    rf"|[\[(<]?{_SP}*(?:user|assistant|system|human){_SP}*[\])>]?{_SP}*:"  # a turn label
     rf"|{_words('the best response is')}{_SP}*:?{_SP}*response"  # the hinted-sampling line
     rf"|{_DELIMITER_HEAD}of{_SP}*(?:the{_SP}*)?responses?{_SP}*(?:\d+|[a-z])?{_SP}*[\])}}>]?{_SP}*[.:]?{_SP}*$"
 )
-_AT_LINE_START = re.compile(rf"\n{_DECORATION}(?:{_LINE_START})", re.MULTILINE)
-"""Structure at a line start, searched in ``"\n" + folded`` (the literal first ``\n`` keeps the scan fast)."""
+_TURN = rf"(?:[\[(<]{_SP}*)?(?:user|assistant|system|human){_SP}*[\])>]?{_SP}*:"
+_AT_LINE_START = re.compile(rf"\n(?:{_DECORATION}(?:{_LINE_START})|{_TURN_DECORATION}{_TURN})", re.MULTILINE)
+"""Structure at a line start, searched in ``"\n" + folded`` (the literal first ``\n`` keeps the scan fast).
+
+Headers, section titles, delimiters and the hint line count at any indentation; a turn label only where it
+is no Markdown code block (see ``_TURN_DECORATION``)."""
 _OF_RESPONSE = re.compile(rf"of{_SP}*(?:the{_SP}*)?response")
 _OPENS_DELIMITER = re.compile(rf"[\[({{<\u3010\u3014\u3016]{_SP}*{_DELIMITER_HEAD}$")
 """What precedes "of response" in a bracketed delimiter such as ``[The End of Response 1]``, anywhere in a line."""
@@ -58,10 +65,11 @@ _SPECIAL_TOKEN = re.compile(r"<(?=[|\uff5c][^<>|\uff5c\s]{1,64}[|\uff5c]>|(?:sta
 _BOX_OPENING = "\\boxed{"
 
 _LOOK_ALIKES = str.maketrans(
-    "АВЕКМНОРСТХУЅІЈаеорсухѕіјһԁԛԝΑΒΕΖΗΙΚΜΝΟΡΤΥΧαοριυϲıɡ",
+    "АВЕКМНОРСТХУЅІЈаеорсухѕіјһԁԛԝΑΒΕΖΗΙΚΜΝΟΡΤΥΧαοριυςıɡ",
     "ABEKMHOPCTXYSIJaeopcyxsijhdqwABEZHIKMNOPTYXaopiucig",
 )
-"""Cyrillic and Greek letters that NFKD leaves alone but that read as Latin ones."""
+"""Cyrillic and Greek letters that NFKD leaves alone but that read as Latin ones (applied after NFKD, which
+turns the lunate sigma ``ϲ`` into the final sigma ``ς``)."""
 _LOOK_ALIKE = re.compile(f"[{''.join(chr(c) for c in _LOOK_ALIKES)}]")
 
 
@@ -119,9 +127,25 @@ def looks_like_marker(line: str) -> bool:
     return _holds_marker(fold(line))
 
 
-@functools.lru_cache(maxsize=256)  # a response is rendered once per distinct order, and counted once
+_CACHED_LENGTH = 4096
+"""Texts up to this many characters are memoised (256 of them: at most about 1 MB kept alive)."""
+
+
 def neutralise_counted(text: str) -> tuple[str, int]:
-    """``text`` with its markers defused, and how many lines and special tokens that took."""
+    """``text`` with its markers defused, and how many lines and special tokens that took.
+
+    A response is rendered once per distinct order and counted once, so short texts are memoised; long ones are
+    checked again rather than kept alive.
+    """
+    return _neutralise_cached(text) if len(text) <= _CACHED_LENGTH else _neutralise(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _neutralise_cached(text: str) -> tuple[str, int]:
+    return _neutralise(text)
+
+
+def _neutralise(text: str) -> tuple[str, int]:
     tokens = 0
     if "<" in text:
         text, tokens = _SPECIAL_TOKEN.subn("< ", text)

@@ -19,7 +19,7 @@ from grmjudge.training.data import SPCTExample
 from grmjudge.training.toy.teacher import Teacher
 from grmjudge.training.toy.templates import TOY_SINGLE_TEMPLATE, TOY_TEMPLATE
 
-__all__ = ["TOY_SHAPE", "build_toy_model", "tokenizer_corpus"]
+__all__ = ["TOY_SHAPE", "add_weight_noise", "build_toy_model", "tokenizer_corpus"]
 
 TOY_SHAPE: dict[str, int] = {
     "hidden_size": 128,
@@ -62,3 +62,20 @@ def build_toy_model(path: str | os.PathLike[str], corpus: str, *, seed: int = 0)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+def add_weight_noise(path: str | os.PathLike[str], scale: float, *, seed: int = 0) -> None:
+    """Add seeded Gaussian noise of ``scale`` times each weight tensor's standard deviation to the model at ``path``.
+
+    Noise keeps the tokenizer and the shape of what the model knew but wrecks its judgements, so training from
+    it shows whether a stage learns, in far fewer steps than learning from random weights takes.
+    """
+    torch = require("torch", extra="hf")
+    transformers = require("transformers", extra="hf")
+    model: Any = transformers.AutoModelForCausalLM.from_pretrained(path)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for weight in model.parameters():
+            if weight.numel() > 1:
+                weight.add_(torch.randn(weight.shape, generator=generator) * weight.std() * scale)
+    model.save_pretrained(path)

@@ -38,7 +38,7 @@ from grmjudge.prompts import judge_messages
 from grmjudge.settings import JudgeSettings
 from grmjudge.training.data import SPCTExample, load_examples, write_examples
 from grmjudge.training.toy.config import DEMO_DIR, ToyConfig
-from grmjudge.training.toy.model import build_toy_model, tokenizer_corpus
+from grmjudge.training.toy.model import add_weight_noise, build_toy_model, tokenizer_corpus
 from grmjudge.training.toy.tasks import make_items
 from grmjudge.training.toy.teacher import Teacher
 from grmjudge.training.toy.templates import TOY_SINGLE_TEMPLATE, TOY_TEMPLATE, write_template
@@ -120,9 +120,12 @@ def _data(run: _Run) -> dict[str, Any]:
 
 
 def _init(run: _Run) -> dict[str, Any]:
-    if run.config.start == "demo":
+    cfg = run.config
+    if cfg.start == "demo":
         _copy_model(DEMO_DIR / "grm", Path(run.path("init")))
-        return {"start": "demo"}
+        if cfg.start_noise > 0:
+            add_weight_noise(run.path("init"), cfg.start_noise, seed=cfg.seed)
+        return {"start": "demo", "noise": cfg.start_noise}
     corpus = Path(run.path("data", "tokenizer_corpus.txt")).read_text(encoding="utf-8")
     build_toy_model(run.path("init"), corpus, seed=run.config.seed)
     return {"start": "random"}
@@ -312,6 +315,10 @@ async def _evaluate_all(run: _Run) -> dict[str, Any]:
     options = EvalOptions(bootstrap=cfg.bootstrap, concurrency=64, texts=False)
     ks = tuple(k for k in EVAL_KS if k <= cfg.eval_k)
     overall: dict[str, Any] = {}
+    if cfg.start == "demo":  # where a warm start began: greedy only, to show what the stages learned
+        async with Judge(_backend(run, "init"), settings=settings, max_concurrent_requests=128) as judge:
+            report = await evaluate(judge, benchmark, run.path("eval", "init"), ks=(1,), options=options)
+        overall["init"] = {name: setting.overall.value for name, setting in report.settings.items()}
     for stage in GRM_STAGES:
         meta = TransformersMetaScorer(run.path("meta_rm"), batch_size=64)
         async with Judge(_backend(run, stage), meta=meta, settings=settings, max_concurrent_requests=128) as judge:

@@ -18,7 +18,7 @@ import anyio
 import httpx
 
 from grmjudge.backends._http import HTTPClient
-from grmjudge.backends._urls import check_base_url
+from grmjudge.backends._urls import check_base_url, masked_url
 from grmjudge.classifier import ChatClassifier, ChatScores, InputTooLongError, check_chats
 from grmjudge.exceptions import BackendResponseError, BackendStatusError, ConfigurationError, GRMJudgeError
 from grmjudge.settings import RetryPolicy
@@ -72,7 +72,7 @@ class HTTPChatClassifier(ChatClassifier):
         )
 
     def __repr__(self) -> str:
-        return f"HTTPChatClassifier(base_url={self.base_url!r}, model={self.model!r})"
+        return f"HTTPChatClassifier(base_url={masked_url(self.base_url)!r}, model={self.model!r})"
 
     @property
     def url(self) -> str:
@@ -134,16 +134,17 @@ class HTTPChatClassifier(ChatClassifier):
         except (KeyError, TypeError, ValueError) as exc:
             if _num_classes(payload) not in (None, 1):
                 raise ConfigurationError(
-                    f"{self.model} at {self.url} has {_num_classes(payload)} labels; a scalar reward model needs "
-                    "exactly 1 (num_labels=1)"
+                    f"{self.model} at {masked_url(self.url)} has {_num_classes(payload)} labels; a scalar reward "
+                    "model needs exactly 1 (num_labels=1)"
                 ) from exc
             raise BackendResponseError(
-                f"{self.url} answered without one data item holding one score ({type(exc).__name__}: {exc})",
+                f"{masked_url(self.url)} answered without one data item holding one score "
+                f"({type(exc).__name__}: {exc})",
                 backend=self.name,
             ) from exc
         if isinstance(score, bool) or not isinstance(score, int | float):
             raise BackendResponseError(
-                f"{self.url} answered a score that is not a number: {score!r}", backend=self.name
+                f"{masked_url(self.url)} answered a score that is not a number: {score!r}", backend=self.name
             )
         return float(score)
 

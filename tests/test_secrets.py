@@ -288,3 +288,18 @@ async def test_a_password_in_the_base_url_reaches_no_message_or_result(echo: Loc
     assert any(f"Basic {MARK}" in text for text in texts)  # the echoed Basic credential was redacted
     for text in texts:
         assert PASSWORD not in text and not leaked(basic, text), text
+
+
+def test_reprs_of_backends_and_classifiers_hide_a_base_urls_credentials() -> None:
+    from grmjudge.meta.http import HTTPMetaScorer
+
+    url = f"http://{USER}:{PASSWORD}@127.0.0.1:9/v1"
+    shown = [
+        repr(OpenAIBackend(base_url=url, model="m")),
+        repr(OpenAIBackend(base_url=[url, url], model="m")),
+        repr(AnthropicBackend(model="m", base_url=url, api_key="x")),
+        repr(HTTPChatClassifier(base_url=url, model="m")),
+        repr(HTTPMetaScorer(base_url=url, model="m")),
+    ]
+    for text in shown:
+        assert PASSWORD not in text and USER not in text and "127.0.0.1:9" in text, text

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, TypeGuard, cast
 import httpx
 
 from grmjudge.backends._http_backend import HTTPBackend
-from grmjudge.backends._urls import check_base_url
+from grmjudge.backends._urls import check_base_url, masked_url
 from grmjudge.exceptions import BackendResponseError, ConfigurationError, InvalidInputError
 from grmjudge.settings import RateLimits, RetryPolicy
 from grmjudge.types import Completion, FinishReason, Generation, GenerationRequest, Message, Usage
@@ -82,7 +82,7 @@ class AnthropicBackend(HTTPBackend):
         self.extra_body = dict(extra_body or {})
 
     def __repr__(self) -> str:
-        return f"AnthropicBackend(model={self.model!r}, base_url={self.base_url!r})"
+        return f"AnthropicBackend(model={self.model!r}, base_url={masked_url(self.base_url)!r})"
 
     @property
     def url(self) -> str:

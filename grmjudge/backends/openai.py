@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal
 import httpx
 
 from grmjudge.backends._http_backend import HTTPBackend
-from grmjudge.backends._urls import check_base_urls
+from grmjudge.backends._urls import check_base_urls, masked_url
 from grmjudge.exceptions import BackendResponseError, ConfigurationError
 from grmjudge.settings import RateLimits, RetryPolicy
 from grmjudge.types import Completion, FinishReason, Generation, GenerationRequest, Message, Usage
@@ -70,7 +70,8 @@ class OpenAIBackend(HTTPBackend):
         self._render_prompt = render_prompt or _single_user_prompt
 
     def __repr__(self) -> str:
-        urls = self.base_url if len(self.base_urls) == 1 else list(self.base_urls)
+        masked = [masked_url(url) for url in self.base_urls]
+        urls = masked[0] if len(masked) == 1 else masked
         return f"OpenAIBackend(base_url={urls!r}, model={self.model!r}, endpoint={self.endpoint!r})"
 
     @property

@@ -463,6 +463,7 @@ def every_error(sample: Sample) -> list[SampleError]:
     return [*sample.earlier_errors, *([sample.error] if sample.error is not None else [])]
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_ten_thousand_items_through_twenty_percent_faults() -> None:
     pytest.importorskip("uvicorn")

@@ -215,6 +215,7 @@ async def test_requests_are_spread_over_replicas_and_avoid_a_dead_one() -> None:
         assert "dead" in repr(backend)
 
 
+@pytest.mark.slow
 async def test_a_replica_killed_mid_batch_costs_no_verdict() -> None:
     pytest.importorskip("uvicorn")
     with serve() as first, serve() as second:

@@ -94,6 +94,7 @@ def test_completion_order_writes_each_item_once(
     assert all(by_id[i["id"]]["scores"] == expected_scores(i["responses"], k=2) for i in items)
 
 
+@pytest.mark.slow
 def test_a_slow_item_pauses_reading_instead_of_growing_the_reorder_buffer(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -261,6 +262,7 @@ def test_the_backend_failing_item_after_item_aborts_the_run(tmp_path: Path, caps
     assert output.read_text() == ""
 
 
+@pytest.mark.slow
 def test_progress_lines_and_summary_on_a_pipe(tmp_path: Path) -> None:
     items = [item(i) for i in range(400)]
     source, output = write_jsonl(tmp_path / "in.jsonl", items), tmp_path / "out.jsonl"

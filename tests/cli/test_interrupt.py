@@ -21,6 +21,8 @@ from grmjudge.cli.runner import REORDER_FACTOR
 from tests.cli.conftest import cli_command, item, read_jsonl, recording_server, run_subprocess, score_args, write_jsonl
 from tests.servers import REPO_ROOT
 
+pytestmark = pytest.mark.slow
+
 ITEM_ID = re.compile(r"item-\d+")
 CONCURRENCY = 4
 BEHIND = REORDER_FACTOR * CONCURRENCY

@@ -39,6 +39,7 @@ from tests.servers import REPO_ROOT
 ITEM_ID = re.compile(r"item-\d+")
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_repeats_only_the_requests_in_flight_at_the_kill(tmp_path: Path) -> None:
     items = [item(i) for i in range(2000)]
     all_ids = [i["id"] for i in items]

@@ -53,6 +53,7 @@ def _run(folder: Path, base_url: str, *extra: str) -> tuple[int, dict[str, bytes
     return done.returncode, _artefacts(folder)
 
 
+@pytest.mark.slow
 def test_the_key_is_in_no_artefact_of_a_run_with_failures(tmp_path: Path) -> None:
     log = tmp_path / "server" / "requests.jsonl"
     log.parent.mkdir()
@@ -157,6 +158,7 @@ def _score_as(folder: Path, source: Path, base_url: str, key: str | None, *extra
     return done.returncode, _artefacts(folder)
 
 
+@pytest.mark.slow
 def test_an_echoed_key_reaches_no_file_of_a_run_nor_of_a_rerun_without_the_key(
     echo: LocalServer, tmp_path: Path
 ) -> None:

@@ -145,6 +145,7 @@ from tests.docs.pyblocks import BlockFailure
 from tests.docs.standins import HubCache, Servers, StandInError
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", pages(), ids=display)
 def test_page(
     page: Path,

@@ -191,12 +191,14 @@ def test_shell_variables_carry_over_and_grmjudge_runs_for_real(run_page) -> None
     assert '"scores":[4.0,6.0]' in (work / "out.jsonl").read_text()
 
 
+@pytest.mark.slow
 def test_pip_installs_must_name_real_extras(run_page) -> None:
     run_page("'''bash\npip install \"grmjudge[hf,eval]\" uvicorn\n'''\n")
     fails(run_page, "'''bash\npip install 'grmjudge[gpu]'\n'''\n", r"grmjudge has no extra \['gpu'\]")
     fails(run_page, "'''bash\npip install requests\n'''\n", "not a package the docs may name")
 
 
+@pytest.mark.slow
 def test_vllm_commands_must_parse_with_vllms_own_parser(run_page) -> None:
     run_page("'''bash\nvllm serve BBQGOD/DeepSeek-GRM-27B --tensor-parallel-size 2 --max-model-len 8192 &\n'''\n")
     fails(
@@ -207,6 +209,7 @@ def test_vllm_commands_must_parse_with_vllms_own_parser(run_page) -> None:
     fails(run_page, "'''bash\nvllm serve m --runner classify\n'''\n", "invalid choice: 'classify'")
 
 
+@pytest.mark.slow
 def test_training_commands_must_parse_with_the_stage_parser(run_page) -> None:
     marker = "<!-- docs-test: static trains on a GPU -->\n"
     sft = "grmjudge train sft --model_name_or_path m --data d.jsonl --output_dir out"
@@ -220,6 +223,7 @@ def test_training_commands_must_parse_with_the_stage_parser(run_page) -> None:
     )
 
 
+@pytest.mark.slow
 def test_commands_from_a_checkout_are_checked_against_the_repository(run_page) -> None:
     marker = "<!-- docs-test: static sets up a checkout -->\n"
     run_page(marker + "'''bash\nbash scripts/dev-install.sh\n.venv/bin/python -m pytest tests/docs -q\n'''\n")

@@ -98,6 +98,7 @@ def write_items(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 async def test_voting_and_metarm_curves_follow_the_binomial_expectation(tmp_path: Path) -> None:
     benchmark = load_benchmark("ppe-preference", write_items(tmp_path / "items.jsonl"))
     judge = Judge(FunctionBackend(noisy), meta=FunctionMetaScorer(perfect_meta))

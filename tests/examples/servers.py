@@ -62,7 +62,14 @@ def build(args: argparse.Namespace) -> Any:
     reply = REPLIES[args.reply]
     if args.provider == "anthropic":
         return FakeAnthropicServer(reply, api_key=args.api_key)
-    options = {"delay": 0.0, "record": None, "slow_marker": None, "slow_delay": 0.0, "max_model_len": None}
+    options = {
+        "delay": 0.0,
+        "record": None,
+        "slow_marker": None,
+        "slow_delay": 0.0,
+        "slow_until": None,
+        "max_model_len": None,
+    }
     server = LatencyServer(argparse.Namespace(**options, require_key=args.api_key))
     server.inner.reply = reply
     return server

@@ -23,6 +23,8 @@ import pytest
 from tests.cli.conftest import RecordingServer, expected_scores, read_jsonl, recording_server, write_jsonl
 from tests.servers import REPO_ROOT, LocalServer, free_port, serve
 
+pytestmark = pytest.mark.slow
+
 OPENAI_KEY = "sk-test-EXAMPLES-5c1f0e9a7b3d42e6a8c4f2b1d0e9a7b3"
 ANTHROPIC_KEY = "sk-ant-test-EXAMPLES-0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d"
 MODEL = "fake-grm"

@@ -30,6 +30,17 @@ def _figure() -> tuple[Any, Any]:
     return figure, figure.add_subplot()
 
 
+def _save(figure: Any, axes: Any, report: EvalReport, xlabel: str, title: str, path: Path) -> None:
+    """Label the axes the way both plots do, then write the figure to ``path`` (PNG)."""
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(f"{report.column} (%)")
+    axes.set_title(f"{title}: {report.judge['model']}")
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc="best")
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+
+
 def _interval(value: float, ci: tuple[float, float] | None, scale: float) -> list[float]:
     return [scale * (value - ci[0]), scale * (ci[1] - value)] if ci else [0.0, 0.0]
 
@@ -63,13 +74,7 @@ def write_compute_plot(report: EvalReport, path: Path) -> None:
             label=f"{label} (k ≤ {setting.k})",
         )
     axes.set_xscale("log", base=2)
-    axes.set_xlabel("mean samples per item")
-    axes.set_ylabel(f"{report.column} (%)")
-    axes.set_title(f"{report.column} per compute: {report.judge['model']}")
-    axes.grid(True, alpha=0.3)
-    axes.legend(loc="best")
-    figure.tight_layout()
-    figure.savefig(path, format="png")
+    _save(figure, axes, report, "mean samples per item", f"{report.column} per compute", path)
 
 
 def write_plot(report: EvalReport, path: Path) -> None:
@@ -79,10 +84,7 @@ def write_plot(report: EvalReport, path: Path) -> None:
         label, color, marker = STYLE[kind]
         ks = [p.k for p in points]
         values = [100 * p.value for p in points]
-        errors = [
-            [100 * (p.value - p.ci[0]) if p.ci else 0.0 for p in points],
-            [100 * (p.ci[1] - p.value) if p.ci else 0.0 for p in points],
-        ]
+        errors = list(zip(*(_interval(p.value, p.ci, 100) for p in points), strict=True))
         axes.errorbar(ks, values, yerr=errors, label=label, color=color, marker=marker, capsize=3)
     greedy = report.settings.get("greedy")
     if greedy is not None:
@@ -94,10 +96,4 @@ def write_plot(report: EvalReport, path: Path) -> None:
         axes.set_xscale("log", base=2)
         all_ks = sorted({p.k for points in report.curve.values() for p in points})
         axes.set_xticks(all_ks, [str(k) for k in all_ks])
-    axes.set_xlabel("k (samples per item)")
-    axes.set_ylabel(f"{report.column} (%)")
-    axes.set_title(f"{report.column}: {report.judge['model']}")
-    axes.grid(True, alpha=0.3)
-    axes.legend(loc="best")
-    figure.tight_layout()
-    figure.savefig(path, format="png")
+    _save(figure, axes, report, "k (samples per item)", report.column, path)

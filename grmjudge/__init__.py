@@ -23,7 +23,6 @@ from grmjudge.exceptions import (
     NoVerdictError,
     RateLimitError,
     ServerError,
-    SyncInAsyncContextError,
 )
 from grmjudge.judge import Judge, JudgeItem
 from grmjudge.meta import FunctionMetaScorer, MetaInput, MetaScorer
@@ -93,7 +92,6 @@ __all__ = [
     "ScoreResult",
     "ServerError",
     "ShuffleMode",
-    "SyncInAsyncContextError",
     "Usage",
     "__version__",
     "parse_boxed_scores",

@@ -74,13 +74,14 @@ async def stream_batch(
 ) -> AsyncGenerator[MemoryObjectReceiveStream[BatchResult], None]:
     """Results of ``score_item(item, item_id)`` over ``items``, in completion order, as a receive stream.
 
-    ``items`` is read lazily: at most ``concurrency`` items are in flight or waiting to be received, so memory
-    stays flat however long the input. An item that is malformed or raises a grmjudge or validation error
-    becomes a [`BatchResult`][grmjudge.results.BatchResult] with ``error``; the rest go on. Items without a
-    usable id get their position as id. Leaving the context early cancels the items still running.
+    ``items`` is read lazily: at most ``concurrency`` items are read and not yet received (running, or
+    finished and waiting for the reader), so memory stays flat however long the input. An item that is
+    malformed or raises a grmjudge or validation error becomes a [`BatchResult`][grmjudge.results.BatchResult]
+    with ``error``; the rest go on. Items without a usable id get their position as id. Leaving the context
+    early cancels the items still running.
     """
     _check_batch(items, concurrency)
-    send, receive = anyio.create_memory_object_stream[BatchResult](concurrency)
+    send, receive = anyio.create_memory_object_stream[BatchResult]()  # hand-over: a result waits in its worker
     slots = anyio.Semaphore(concurrency, fast_acquire=True)
 
     async def work(index: int, raw: object, out: MemoryObjectSendStream[BatchResult]) -> None:
@@ -90,9 +91,13 @@ async def stream_batch(
 
     async def produce() -> None:
         async with send, task_group() as workers:
-            for index, raw in enumerate(items):
-                await slots.acquire()
-                workers.start_soon(work, index, raw, send.clone())
+            pending = enumerate(items)
+            while True:
+                await slots.acquire()  # before reading: an item is read only when it can start
+                step = next(pending, None)
+                if step is None:
+                    break
+                workers.start_soon(work, *step, send.clone())
 
     async with receive, task_group() as tg:
         tg.start_soon(produce)

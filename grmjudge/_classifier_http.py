@@ -103,11 +103,8 @@ class HTTPChatClassifier(ChatClassifier):
         usage = sum((u for _, u in done), Usage(requests=0, prompt_tokens=0, completion_tokens=0))
         return ChatScores(scores=tuple(score for score, _ in done), usage=usage)
 
-    async def reset_connections(self) -> None:
-        await self.http.reset()
-
     async def aclose(self) -> None:
-        await self.http.reset()
+        await self.http.aclose()
         await super().aclose()
 
     async def _classify_one(self, index: int, chat: tuple[Message, ...]) -> tuple[float, Usage]:

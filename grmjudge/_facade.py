@@ -3,63 +3,43 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from grmjudge._batch import BatchItem
-from grmjudge._sync import run_sync
+from grmjudge._lifecycle import Closable
+from grmjudge._runtime import run_blocking
 from grmjudge.prompts import Query
 from grmjudge.results import BatchResult, ScoreResult
 
-T = TypeVar("T")
 
+class JudgeFacade(Closable, ABC):
+    """Blocking ``score_sync``/``score_many_sync``/``close`` over a judge's async methods.
 
-class JudgeFacade(ABC):
-    """Blocking ``score_sync``/``score_many_sync`` and ``async with``, over a judge's async methods.
-
-    Each blocking call runs in a fresh event loop and then drops what is bound to that loop
-    (``_release_loop_resources``), so the next call starts clean.
+    The blocking calls run on grmjudge's own event loop (`grmjudge._runtime`), where the judge's connections
+    live for the life of the process, so they also work inside a running loop (a notebook cell).
     """
 
-    score: Callable[..., Awaitable[ScoreResult]]
-    """Judge one query's responses (each judge type defines it)."""
-    score_many: Callable[..., Awaitable[list[BatchResult]]]
-    """Judge many items, in input order (each judge type defines it)."""
+    @abstractmethod
+    async def score(
+        self, query: Query, responses: Sequence[str], k: int = 1, meta: bool = False, *, item_id: str | None = None
+    ) -> ScoreResult:
+        """Judge one query's responses; ``item_id`` seeds and names the call."""
 
     @abstractmethod
-    async def aclose(self) -> None:
-        """Release everything the judge holds."""
-
-    @abstractmethod
-    async def _release_loop_resources(self) -> None:
-        """Drop connections and limiters bound to the current event loop."""
+    async def score_many(
+        self, items: Iterable[BatchItem], k: int = 1, meta: bool = False, *, concurrency: int = 16
+    ) -> list[BatchResult]:
+        """Judge many items, at most ``concurrency`` at a time, in input order."""
 
     def score_sync(
         self, query: Query, responses: Sequence[str], k: int = 1, meta: bool = False, **kw: Any
     ) -> ScoreResult:
-        """Blocking `score` for scripts; raises `SyncInAsyncContextError` inside an event loop."""
-        return run_sync(self._in_fresh_loop(lambda: self.score(query, responses, k, meta, **kw)), method="judge.score")
+        """Blocking `score`, for scripts and notebooks."""
+        return run_blocking(lambda: self.score(query, responses, k, meta, **kw))
 
     def score_many_sync(
         self, items: Iterable[BatchItem], k: int = 1, meta: bool = False, **kw: Any
     ) -> list[BatchResult]:
-        """Blocking `score_many`; raises `SyncInAsyncContextError` inside an event loop."""
-        return run_sync(self._in_fresh_loop(lambda: self.score_many(items, k, meta, **kw)), method="judge.score_many")
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    def _in_fresh_loop(self, make: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
-        async def run() -> T:
-            try:
-                return await make()
-            finally:
-                await self._release_loop_resources()
-
-        return run
+        """Blocking `score_many`."""
+        return run_blocking(lambda: self.score_many(items, k, meta, **kw))

@@ -1,15 +1,20 @@
-"""An explicit open/closed state for the objects that hold connections or models (backends, classifiers)."""
+"""The one async-closable base: backends, classifiers, meta scorers, caches and judges all close the same way."""
 
 from __future__ import annotations
 
 from types import TracebackType
 from typing import Self
 
+from grmjudge._runtime import run_blocking
 from grmjudge.exceptions import ConfigurationError
 
 
 class Closable:
-    """``aclose()`` marks the object closed; later use raises; ``async with`` closes it on exit."""
+    """``aclose()`` marks the object closed and releases what it holds; later use raises where it is checked.
+
+    ``async with`` closes it on exit, and `close` does the same from synchronous code. Subclasses that hold
+    resources override `aclose` and call ``super().aclose()``.
+    """
 
     _closed: bool = False
 
@@ -17,11 +22,9 @@ class Closable:
         """Release resources; the object refuses further requests."""
         self._closed = True
 
-    async def reset_connections(self) -> None:
-        """Drop connections bound to the current event loop; the object stays usable on a new loop.
-
-        The synchronous facades call this before their loop ends, so the next call starts clean.
-        """
+    def close(self) -> None:
+        """Blocking `aclose`, for scripts."""
+        run_blocking(self.aclose)
 
     @property
     def closed(self) -> bool:

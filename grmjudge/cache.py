@@ -20,11 +20,11 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import anyio.to_thread
 
+from grmjudge._lifecycle import Closable
 from grmjudge.types import Completion, FinishReason, GenerationRequest
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS samples (key TEXT PRIMARY KEY, text TEXT NOT NULL, finish_reason TEXT NOT NULL)"
@@ -51,8 +51,8 @@ def sample_keys(backend: str, model: str, template_hash: str, request: Generatio
     return [f"{digest}:{i}" for i in range(request.n)]
 
 
-class SampleCache(ABC):
-    """Stores completions by sample key."""
+class SampleCache(Closable, ABC):
+    """Stores completions by sample key; ``aclose`` releases the store."""
 
     @abstractmethod
     async def get_many(self, keys: Sequence[str]) -> dict[str, Completion]:
@@ -61,17 +61,6 @@ class SampleCache(ABC):
     @abstractmethod
     async def put_many(self, entries: Mapping[str, Completion]) -> None:
         """Store completions; all of them or none."""
-
-    async def aclose(self) -> None:
-        """Release the cache's resources."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
 
 class SQLiteCache(SampleCache):
@@ -99,6 +88,7 @@ class SQLiteCache(SampleCache):
     async def aclose(self) -> None:
         with self._lock:
             self._connection.close()
+        await super().aclose()
 
     def count(self) -> int:
         """How many samples the cache holds."""

@@ -101,12 +101,9 @@ class ClassifierMetaScorer(MetaScorer):
     async def score(self, inputs: Sequence[MetaInput]) -> list[float]:
         return await self.classifier.score_chats([item.messages for item in inputs])
 
-    async def reset_connections(self) -> None:
-        """Drop the classifier's connections bound to the current event loop."""
-        await self.classifier.reset_connections()
-
     async def aclose(self) -> None:
         await self.classifier.aclose()
+        await super().aclose()
 
 
 def __getattr__(name: str) -> Any:

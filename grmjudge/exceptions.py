@@ -20,8 +20,7 @@ GRMJudgeError
 │   │   ├─ RateLimitError        429
 │   │   └─ ServerError           5xx
 │   └─ BackendResponseError      a 2xx answer with a malformed body
-├─ NoVerdictError                no sample produced a valid judgement (raised only on request)
-└─ SyncInAsyncContextError       a *_sync method was called inside a running event loop
+└─ NoVerdictError                no sample produced a valid judgement (raised only on request)
 ```
 
 Parse failures of single samples are not exceptions: they are recorded on the sample
@@ -147,7 +146,3 @@ class NoVerdictError(GRMJudgeError):
     def __init__(self, no_verdict: NoVerdict) -> None:
         super().__init__(no_verdict.message)
         self.no_verdict = no_verdict
-
-
-class SyncInAsyncContextError(GRMJudgeError, RuntimeError):
-    """A synchronous facade was called from inside a running event loop."""

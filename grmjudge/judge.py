@@ -17,12 +17,11 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio
-import anyio.lowlevel
-from anyio.streams.memory import MemoryObjectReceiveStream
 
 from grmjudge._batch import BatchItem, ItemScorer, JudgeItem, run_batch, stream_batch
 from grmjudge._facade import JudgeFacade
 from grmjudge._inputs import check_item_id, check_k, content_id, validate_input
+from grmjudge._runtime import ReceiveStream, runs_on_runtime, stream_on_runtime
 from grmjudge._sampling import SamplingJob, collect_samples
 from grmjudge._version import __version__
 from grmjudge.adaptive import AdaptivePlan, AdaptivePolicy
@@ -75,7 +74,6 @@ class Judge(JudgeFacade):
         self.max_concurrent_requests = max_concurrent_requests
         self.cache = cache
         self._limiter: anyio.Semaphore | None = None
-        self._limiter_loop: object = None
 
     def __repr__(self) -> str:
         return f"Judge(backend={self.backend!r}, meta={self.meta!r})"
@@ -110,6 +108,7 @@ class Judge(JudgeFacade):
             cache=self.cache,
         )
 
+    @runs_on_runtime
     async def score(
         self,
         query: Query,
@@ -163,6 +162,7 @@ class Judge(JudgeFacade):
             raise NoVerdictError(final.no_verdict)
         return final
 
+    @runs_on_runtime
     async def score_many(
         self,
         items: Iterable[BatchItem],
@@ -191,13 +191,14 @@ class Judge(JudgeFacade):
         adaptive: bool | AdaptivePolicy = False,
         concurrency: int = 16,
         settings: JudgeSettings | None = None,
-    ) -> AbstractAsyncContextManager[MemoryObjectReceiveStream[BatchResult]]:
+    ) -> AbstractAsyncContextManager[ReceiveStream[BatchResult]]:
         """Judge items as they are read and receive the results in completion order; memory stays flat.
 
         ``async with judge.stream(items, k=8) as results: async for r in results: ...``. ``items`` is read
         lazily (a generator over a huge file is fine); ``BatchResult.index`` gives each item's position.
         """
-        return stream_batch(items, self._item_scorer(k, meta, adaptive, settings), concurrency=concurrency)
+        score_item = self._item_scorer(k, meta, adaptive, settings)
+        return stream_on_runtime(lambda: stream_batch(items, score_item, concurrency=concurrency))
 
     def _item_scorer(
         self, k: int, meta: bool, adaptive: bool | AdaptivePolicy, settings: JudgeSettings | None
@@ -218,24 +219,18 @@ class Judge(JudgeFacade):
             raise ConfigurationError("meta=True needs a meta scorer: Judge(backend, meta=...)")
 
     async def aclose(self) -> None:
-        """Close the backend and the meta scorer."""
+        """Close the backend, the meta scorer and the cache."""
         await self.backend.aclose()
         if self.meta is not None:
             await self.meta.aclose()
         if self.cache is not None:
             await self.cache.aclose()
+        await super().aclose()
 
-    async def _release_loop_resources(self) -> None:
-        await self.backend.reset_connections()
-        if self.meta is not None:
-            await self.meta.reset_connections()
-        self._limiter = None
-
-    def _current_limiter(self) -> anyio.Semaphore:
-        loop = anyio.lowlevel.current_token().native_token  # the event loop itself: one limiter per loop
-        if self._limiter is None or self._limiter_loop is not loop:
+    def _requests_limiter(self) -> anyio.Semaphore:
+        """The bound on backend requests in flight across all calls (made on the runtime's loop, on first use)."""
+        if self._limiter is None:
             self._limiter = anyio.Semaphore(self.max_concurrent_requests, fast_acquire=True)
-            self._limiter_loop = loop
         return self._limiter
 
     def _job(
@@ -249,7 +244,7 @@ class Judge(JudgeFacade):
     ) -> SamplingJob:
         return SamplingJob(
             backend=self.backend,
-            limiter=self._current_limiter(),
+            limiter=self._requests_limiter(),
             template=s.template,
             query=messages,
             responses=texts,

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from grmjudge._batch import BatchItem, JudgeItem, run_batch
 from grmjudge._facade import JudgeFacade
 from grmjudge._inputs import check_item_id, check_k, content_id, validate_input
+from grmjudge._runtime import runs_on_runtime
 from grmjudge._version import __version__
 from grmjudge.classifier import ChatClassifier
 from grmjudge.exceptions import InvalidInputError
@@ -62,6 +63,7 @@ class ScalarJudge(JudgeFacade):
 
         return cls(HTTPChatClassifier(base_url, model, api_key, **kw), seed=seed)
 
+    @runs_on_runtime
     async def score(
         self, query: Query, responses: Sequence[str], k: int = 1, meta: bool = False, *, item_id: str | None = None
     ) -> ScoreResult:
@@ -90,6 +92,7 @@ class ScalarJudge(JudgeFacade):
             provenance=self._provenance(item),
         )
 
+    @runs_on_runtime
     async def score_many(
         self, items: Iterable[BatchItem], k: int = 1, meta: bool = False, *, concurrency: int = 16
     ) -> list[BatchResult]:
@@ -109,9 +112,7 @@ class ScalarJudge(JudgeFacade):
     async def aclose(self) -> None:
         """Close the classifier."""
         await self.classifier.aclose()
-
-    async def _release_loop_resources(self) -> None:
-        await self.classifier.reset_connections()
+        await super().aclose()
 
     def _provenance(self, item_id: str) -> Provenance:
         return Provenance(

@@ -595,7 +595,6 @@ async def test_fake_without_recording_keeps_no_requests() -> None:
 async def test_injected_client_stays_open_after_aclose(server: FakeAnthropicServer, client: httpx.AsyncClient) -> None:
     async with on_fake(client) as backend:
         await backend.generate(user_request())
-        await backend.reset_connections()
         assert backend.http.transport().client is client  # type: ignore[attr-defined]
     assert backend.closed
     assert not client.is_closed
@@ -606,17 +605,13 @@ async def test_injected_client_stays_open_after_aclose(server: FakeAnthropicServ
 
 
 @pytest.mark.anyio
-async def test_own_client_is_closed_by_reset_connections_and_aclose() -> None:
+async def test_own_client_is_created_once_and_closed_by_aclose() -> None:
     backend = AnthropicBackend(MODEL, api_key=SECRET, base_url="http://127.0.0.1:9")
     first = backend.http.transport()
     assert backend.http.transport() is first
-    await backend.reset_connections()
-    assert first.closed
-    assert not backend.closed
-    second = backend.http.transport()
-    assert second is not first
+    assert not first.closed
     await backend.aclose()
-    assert second.closed
+    assert first.closed
     assert backend.closed
 
 

@@ -348,25 +348,20 @@ async def test_backend_created_client_is_closed_by_aclose() -> None:
     assert backend.closed
 
 
-@pytest.mark.anyio
-async def test_reset_connections_closes_the_own_client_and_the_next_call_makes_a_new_one() -> None:
+def test_close_from_synchronous_code_closes_the_own_client() -> None:
     backend = OpenAIBackend(base_url="http://127.0.0.1:9/v1", model=MODEL)
-    first = backend.http.transport()
-    await backend.reset_connections()
-    assert first.closed
-    assert not backend.closed
-    second = backend.http.transport()
-    assert second is not first
-    await backend.aclose()
-    assert second.closed
+    created = backend.http.transport()
+    backend.close()
+    assert created.closed
+    assert backend.closed
 
 
 @pytest.mark.anyio
-async def test_reset_connections_leaves_an_injected_client_alone(client: httpx.AsyncClient) -> None:
+async def test_aclose_leaves_an_injected_client_alone(client: httpx.AsyncClient) -> None:
     backend = on_fake(client)
-    await backend.reset_connections()
-    assert not client.is_closed
     assert backend.http.transport().client is client  # type: ignore[attr-defined]
+    await backend.aclose()
+    assert not client.is_closed
 
 
 @pytest.mark.anyio

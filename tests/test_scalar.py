@@ -26,7 +26,6 @@ from grmjudge import (
     RetryPolicy,
     ServerError,
     ShuffleMode,
-    SyncInAsyncContextError,
 )
 from grmjudge.backends import FunctionBackend
 from grmjudge.classifier import ChatClassifier, ChatScores, ClassifierMetaScorer, HTTPChatClassifier, InputTooLongError
@@ -158,16 +157,15 @@ async def test_score_many_keeps_order_ids_and_records_errors() -> None:
         await judge.score_many(items, concurrency=0)
 
 
-def test_sync_facade_runs_and_refuses_inside_a_loop() -> None:
+def test_sync_facade_runs_outside_and_inside_a_loop() -> None:
     judge = ScalarJudge(LastTurnLength())
     assert judge.score_sync(QUERY, RESPONSES).scores == [15.0, 34.0, 3.0]
     assert [b.result.best for b in judge.score_many_sync([{"query": QUERY, "responses": RESPONSES}]) if b.result] == [1]
 
-    async def inside() -> None:
-        judge.score_sync(QUERY, RESPONSES)
+    async def inside() -> list[float] | None:
+        return judge.score_sync(QUERY, RESPONSES).scores
 
-    with pytest.raises(SyncInAsyncContextError):
-        anyio.run(inside)
+    assert anyio.run(inside) == [15.0, 34.0, 3.0]
 
 
 @pytest.mark.anyio

@@ -7,23 +7,23 @@ ticket's group in one call of ``run_batch`` in a worker thread. Tickets are grou
 parameters): only tickets with equal keys share a batch.
 
 There is no background task, so nothing outlives the callers and nothing needs starting or stopping. One
-waiting caller per event loop is the *leader*: it runs batches until its own ticket is answered, then hands
-the lead to the oldest ticket still queued. The other callers just wait for their answer. A cancelled caller
-leaves the queue (or, if it was leading, hands the lead on); a batch already running always finishes and
-answers every ticket in it. Queue state is per event loop and is dropped as soon as the loop's queue is
-empty, so a fresh loop per call (the sync facade) starts clean. A thread lock makes sure that only one batch
-runs at a time even when several loops share the gatherer.
+waiting caller is the *leader*: it runs batches until its own ticket is answered, then hands the lead to the
+oldest ticket still queued. The other callers just wait for their answer. A cancelled caller leaves the queue
+(or, if it was leading, hands the lead on); a batch already running always finishes and answers every ticket
+in it. The queue lives on grmjudge's event loop, where every `submit` runs whichever loop awaits it, so one
+leader at a time means one batch at a time.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 import anyio
-import anyio.lowlevel
+import anyio.to_thread
+
+from grmjudge._runtime import runs_on_runtime
 
 KeyT = TypeVar("KeyT", bound=Hashable)
 ItemT = TypeVar("ItemT")
@@ -67,8 +67,8 @@ class _Ticket(Generic[KeyT, ItemT, OutT]):
     error: Exception | None = None
 
 
-class _LoopQueue(Generic[KeyT, ItemT, OutT]):
-    """The tickets waiting in one event loop, which of them leads, and an event set on every change."""
+class _Queue(Generic[KeyT, ItemT, OutT]):
+    """The tickets waiting, which of them leads, and an event set on every change."""
 
     def __init__(self) -> None:
         self.tickets: list[_Ticket[KeyT, ItemT, OutT]] = []
@@ -99,13 +99,14 @@ class BatchGatherer(Generic[KeyT, ItemT, OutT]):
         self.window = window
         self.budget = budget
         self._wrap_error = wrap_error
-        self._run_lock = threading.Lock()
-        self._queues: dict[anyio.lowlevel.EventLoopToken, _LoopQueue[KeyT, ItemT, OutT]] = {}
-        self._queues_lock = threading.Lock()
+        self._queue: _Queue[KeyT, ItemT, OutT] | None = None
 
+    @runs_on_runtime
     async def submit(self, key: KeyT, item: ItemT, *, rows: int, width: int) -> OutT:
         """Queue ``item`` (``rows`` sequences of up to ``width`` tokens) and wait for its output."""
-        queue = self._queue()
+        if self._queue is None:
+            self._queue = _Queue()  # its events belong to the runtime's loop
+        queue = self._queue
         ticket: _Ticket[KeyT, ItemT, OutT] = _Ticket(key, item, rows, width, anyio.current_time())
         queue.tickets.append(ticket)
         queue.changed.set()
@@ -121,24 +122,11 @@ class BatchGatherer(Generic[KeyT, ItemT, OutT]):
             raise self._wrap_error(ticket.error) from ticket.error
         return ticket.result  # pyright: ignore[reportReturnType]  # set together with done
 
-    def reset(self) -> None:
-        """Forget the current event loop's queue (callers still waiting keep theirs)."""
-        with self._queues_lock:
-            self._queues.pop(anyio.lowlevel.current_token(), None)
-
-    def _queue(self) -> _LoopQueue[KeyT, ItemT, OutT]:
-        token = anyio.lowlevel.current_token()
-        with self._queues_lock:
-            queue = self._queues.get(token)
-            if queue is None:
-                queue = self._queues[token] = _LoopQueue()
-            return queue
-
-    def _promote(self, queue: _LoopQueue[KeyT, ItemT, OutT], ticket: _Ticket[KeyT, ItemT, OutT]) -> None:
+    def _promote(self, queue: _Queue[KeyT, ItemT, OutT], ticket: _Ticket[KeyT, ItemT, OutT]) -> None:
         queue.leader = ticket
         ticket.wake.set()
 
-    def _leave(self, queue: _LoopQueue[KeyT, ItemT, OutT], ticket: _Ticket[KeyT, ItemT, OutT]) -> None:
+    def _leave(self, queue: _Queue[KeyT, ItemT, OutT], ticket: _Ticket[KeyT, ItemT, OutT]) -> None:
         if not ticket.taken and ticket in queue.tickets:
             queue.tickets.remove(ticket)
             queue.changed.set()
@@ -147,20 +135,15 @@ class BatchGatherer(Generic[KeyT, ItemT, OutT]):
         queue.leader = None
         if queue.tickets:
             self._promote(queue, queue.tickets[0])
-            return
-        with self._queues_lock:
-            token = anyio.lowlevel.current_token()
-            if self._queues.get(token) is queue:
-                del self._queues[token]
 
-    async def _lead(self, queue: _LoopQueue[KeyT, ItemT, OutT], ticket: _Ticket[KeyT, ItemT, OutT]) -> None:
+    async def _lead(self, queue: _Queue[KeyT, ItemT, OutT], ticket: _Ticket[KeyT, ItemT, OutT]) -> None:
         while not ticket.done:
             await self._fill(queue)
             batch = self._take(queue)
             with anyio.CancelScope(shield=True):  # a started batch answers all of its callers
                 await self._run(batch)
 
-    async def _fill(self, queue: _LoopQueue[KeyT, ItemT, OutT]) -> None:
+    async def _fill(self, queue: _Queue[KeyT, ItemT, OutT]) -> None:
         """Wait until the oldest ticket's window has passed or its group fills the budget."""
         deadline = queue.tickets[0].arrived + self.window
         with anyio.move_on_after(deadline - anyio.current_time()):
@@ -168,12 +151,12 @@ class BatchGatherer(Generic[KeyT, ItemT, OutT]):
                 queue.changed = anyio.Event()
                 await queue.changed.wait()
 
-    def _group_full(self, queue: _LoopQueue[KeyT, ItemT, OutT]) -> bool:
+    def _group_full(self, queue: _Queue[KeyT, ItemT, OutT]) -> bool:
         key = queue.tickets[0].key
         group = [t for t in queue.tickets if t.key == key]
         return self.budget.full(sum(t.rows for t in group), max(t.width for t in group))
 
-    def _take(self, queue: _LoopQueue[KeyT, ItemT, OutT]) -> list[_Ticket[KeyT, ItemT, OutT]]:
+    def _take(self, queue: _Queue[KeyT, ItemT, OutT]) -> list[_Ticket[KeyT, ItemT, OutT]]:
         """The oldest ticket and, in arrival order, every queued ticket with its key that fits the budget."""
         key = queue.tickets[0].key
         batch: list[_Ticket[KeyT, ItemT, OutT]] = []
@@ -193,7 +176,7 @@ class BatchGatherer(Generic[KeyT, ItemT, OutT]):
         items = [t.item for t in batch]
         answered = False
         try:
-            outputs = await anyio.to_thread.run_sync(self._run_locked, batch[0].key, items)
+            outputs = await anyio.to_thread.run_sync(self._run_batch, batch[0].key, items)
             if len(outputs) != len(batch):
                 raise RuntimeError(f"run_batch returned {len(outputs)} outputs for {len(batch)} items")
             for ticket, output in zip(batch, outputs, strict=True):
@@ -209,7 +192,3 @@ class BatchGatherer(Generic[KeyT, ItemT, OutT]):
                     ticket.error = RuntimeError("the batch was interrupted before it finished")
                 ticket.done = True
                 ticket.wake.set()
-
-    def _run_locked(self, key: KeyT, items: list[ItemT]) -> Sequence[OutT]:
-        with self._run_lock:
-            return self._run_batch(key, items)

@@ -26,6 +26,7 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 
 from grmjudge._redact import Redactor, header_secrets, redact_library_logs
+from grmjudge._runtime import runs_on_runtime, runtime
 from grmjudge.backends._limits import RequestGate, current_retry_budget
 from grmjudge.backends._replicas import ReplicaPool
 from grmjudge.backends._urls import masked_url, url_secrets
@@ -160,9 +161,10 @@ def default_transport(*, timeout: float, max_connections: int) -> Transport:
 class HTTPClient:
     """One backend's way to its server (or its replicas): JSON POSTs with flow control, typed errors, retries.
 
-    It uses the caller's ``http_client`` if given, else a transport it creates on first use. :meth:`reset`
-    closes a created transport (the next request makes a new one, e.g. in a new event loop); a caller's client
-    is never closed here. Each request goes to the least busy healthy replica of ``base_urls`` and passes the
+    It uses the caller's ``http_client`` if given, else a transport it creates on first use, on grmjudge's
+    event loop, where it lives until :meth:`aclose` (or the end of the process); a caller's client is never
+    closed here. Requests and closing always run on that loop, whichever loop awaits them. Each request goes to
+    the least busy healthy replica of ``base_urls`` and passes the
     [`RequestGate`][grmjudge.backends._limits.RequestGate] first. Header names are lower-cased so that a
     caller's header and one a backend sets cannot both be sent under different spellings. The credentials in
     those headers (and in a caller's client's default headers), and the user info of the base URLs, are redacted
@@ -202,8 +204,10 @@ class HTTPClient:
             return self._adopted
         if self._own is None:
             self._own = default_transport(timeout=self._timeout, max_connections=self._max_connections)
+            runtime().adopt(self, self._own)
         return self._own
 
+    @runs_on_runtime
     async def post_json(self, path: str, body: Mapping[str, Any], *, estimated_tokens: float = 0.0) -> dict[str, Any]:
         """POST ``body`` as JSON to ``path`` on a replica; the decoded JSON object (keys redacted), or a typed error.
 
@@ -218,10 +222,12 @@ class HTTPClient:
             first_failure = exc
         return await self._retry(path, data, estimated_tokens, first_failure)
 
-    async def reset(self) -> None:
-        """Close the transport this client created; the next request creates a new one."""
+    @runs_on_runtime
+    async def aclose(self) -> None:
+        """Close the transport this client created (a later request would create a new one)."""
         if self._own is not None:
             transport, self._own = self._own, None
+            runtime().release(transport)
             await transport.aclose()
 
     async def _post_once(self, path: str, data: bytes, estimated_tokens: float) -> dict[str, Any]:

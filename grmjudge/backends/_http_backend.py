@@ -47,11 +47,8 @@ class HTTPBackend(Backend):
         """POST ``body`` to ``path`` on a replica; the decoded JSON object, or a typed BackendError."""
         return await self.http.post_json(path, body, estimated_tokens=estimate_tokens(request))
 
-    async def reset_connections(self) -> None:
-        await self.http.reset()
-
     async def aclose(self) -> None:
-        await self.http.reset()
+        await self.http.aclose()
         await super().aclose()
 
 

@@ -356,12 +356,8 @@ class TransformersBackend(Backend):
         usage = Usage(requests=1, prompt_tokens=len(prompt), completion_tokens=answer.completion_tokens)
         return Generation(completions=answer.completions, usage=usage, model=self.model)
 
-    async def reset_connections(self) -> None:
-        self._gatherer.reset()
-
     async def aclose(self) -> None:
         """Refuse further requests and, for a model this backend loaded, drop it so its memory can be freed."""
-        self._gatherer.reset()
         if self._owns_model:
             self._engine = None
         await super().aclose()

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream
 
+from grmjudge._runtime import ReceiveStream
 from grmjudge.cli.inputs import InputScanner, LineError, LineItem
 from grmjudge.cli.outputs import LineWriter, dumps, output_record
 from grmjudge.cli.progress import RunStats
@@ -183,7 +183,7 @@ class _Sink:
         for writable in self.buffer.complete(entry.seq, ready):
             self._write(writable)
 
-    def take_finished(self, results: MemoryObjectReceiveStream[BatchResult], segment: _Segment) -> None:
+    def take_finished(self, results: ReceiveStream[BatchResult], segment: _Segment) -> None:
         """Take the items the stream has finished but not handed over yet (the loop was stopped early)."""
         while True:
             try:

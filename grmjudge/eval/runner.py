@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream
 
 from grmjudge._batch import JudgeItem, stream_batch
+from grmjudge._runtime import ReceiveStream
 from grmjudge.eval.items import Call, LoadedBenchmark
 from grmjudge.eval.journal import journal_line, record_of
 from grmjudge.eval.progress import PassCounts, Progress
@@ -93,7 +93,7 @@ def _judge_items(calls: Iterable[Call]) -> Iterable[JudgeItem]:
 @asynccontextmanager
 async def _stream(
     judge: AnyJudge, calls: list[Call], plan: PassPlan, fixed: bool, concurrency: int
-) -> AsyncGenerator[MemoryObjectReceiveStream[BatchResult]]:
+) -> AsyncGenerator[ReceiveStream[BatchResult]]:
     items = _judge_items(calls)
     if isinstance(judge, Judge):
         settings = plan.settings or judge.settings

@@ -12,24 +12,18 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
-import weakref
 from collections import Counter
-from collections.abc import AsyncGenerator, Hashable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypedDict, get_args
 
 import anyio
-import anyio.lowlevel
 
-from grmjudge._lifecycle import Closable
-from grmjudge._sync import run_sync
+from grmjudge._runtime import run_blocking, runs_on_runtime
 from grmjudge._tasks import task_group
 from grmjudge.adaptive import AdaptivePolicy
 from grmjudge.exceptions import ConfigurationError, InvalidInputError, NoVerdictError
 from grmjudge.judge import Judge, adaptive_policy
-from grmjudge.meta import MetaScorer
 from grmjudge.prompts import normalise_query
 from grmjudge.training.rewards import completion_text
 from grmjudge.types import Message
@@ -222,24 +216,57 @@ def reference_of(value: object, where: str) -> str:
     return value
 
 
+class RewardOptions(TypedDict, total=False):
+    """The options both reward adapters take as keywords (each adapter adds its own).
+
+    Attributes:
+        k: Samples per judge call (default 4), voted; each sees the responses in its own shuffled order.
+        meta: Keep only the best ``k_meta`` samples by the judge's meta scorer (``Judge(backend, meta=...)``).
+        adaptive: ``True`` or an [`AdaptivePolicy`][grmjudge.adaptive.AdaptivePolicy]: ``k`` becomes a maximum,
+            and each call stops drawing samples once its best completion is settled (a GRPO run pays for
+            reward samples every step). Needs a normalisation other than ``raw``.
+        mode: ``"listwise"`` (default: one call per group of a prompt's completions) or ``"reference"`` (one
+            pairwise call per completion against its reference answer).
+        normalisation: ``"mean"`` (default: votes per kept sample, on the template's range), ``"unit"``
+            ([0, 1]), ``"zscore"`` or ``"rank"`` (within the group), or ``"raw"`` (summed votes).
+        fallback: The reward of a completion whose call gave no verdict (every sample unparsable or failed);
+            logged and counted. Each adapter documents its default.
+        max_concurrent_calls: Judge calls in flight at once across all of the reward's batches (default 16).
+        name: The reward's name in logs and metrics (default ``"grm_reward"``).
+    """
+
+    k: int
+    meta: bool
+    adaptive: bool | AdaptivePolicy
+    mode: Mode
+    normalisation: Normalisation
+    fallback: float | None
+    max_concurrent_calls: int
+    name: str
+
+
 class GroupRewarder:
-    """Turns batches of completions into rewards with a judge; see the module docstring for the rules."""
+    """Turns batches of completions into rewards with a judge; see the module docstring for the rules.
+
+    Every batch is judged on grmjudge's event loop, whichever loop or thread the trainer calls from, so one
+    bound on judge calls (``max_concurrent_calls``) covers all of this reward's batches in flight.
+    """
 
     def __init__(
         self,
         judge: Judge,
         *,
-        k: int,
-        meta: bool,
-        adaptive: bool | AdaptivePolicy = False,
-        mode: Mode,
-        normalisation: Normalisation,
-        fallback: float | None,
         group_size: int | None,
         contiguous_groups: bool,
         split_hint: str,
-        max_concurrent_calls: int,
-        name: str,
+        k: int = 4,
+        meta: bool = False,
+        adaptive: bool | AdaptivePolicy = False,
+        mode: Mode = "listwise",
+        normalisation: Normalisation = "mean",
+        fallback: float | None = None,
+        max_concurrent_calls: int = 16,
+        name: str = "grm_reward",
     ) -> None:
         """Check the options; see `rewards` for what they do.
 
@@ -268,8 +295,8 @@ class GroupRewarder:
         """Counts over every batch so far."""
         self._warned: set[str] = set()
         self._limiter: anyio.CapacityLimiter | None = None
-        self._limiter_loop: object = None
 
+    @runs_on_runtime
     async def rewards(self, items: Sequence[RewardItem]) -> tuple[list[Reward], RewardStats]:
         """One reward per item, in order, and this batch's counts (also added to `stats`)."""
         batch = RewardStats(batches=1, completions=len(items))
@@ -280,8 +307,10 @@ class GroupRewarder:
         if self.mode == "listwise":
             batch.singleton_groups = sum(1 for g in groups if len(g) == 1)
         rewards: list[Reward] = [None] * len(items)
-        limiter = self._current_limiter()
-        async with _holding_connections(self.judge), task_group() as tg:
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.max_concurrent_calls)
+        limiter = self._limiter
+        async with task_group() as tg:
             for group in groups:
                 tg.start_soon(self._reward_group, group, items, rewards, batch, limiter)
         self.stats.add(batch)
@@ -310,21 +339,9 @@ class GroupRewarder:
                 self.split_hint,
             )
 
-    def rewards_blocking(self, items: Sequence[RewardItem], *, method: str) -> tuple[list[Reward], RewardStats]:
-        """`rewards` from synchronous code, in a fresh event loop per call; ``method`` names the async twin.
-
-        Blocking calls from several threads take turns (see ``_blocking_turns``).
-        """
-        with _blocking_turns:
-            return run_sync(lambda: self.rewards(items), method=method)
-
-    def _current_limiter(self) -> anyio.CapacityLimiter:
-        """One bound on judge calls across all of this reward's batches in flight on the current event loop."""
-        loop = anyio.lowlevel.current_token().native_token
-        if self._limiter is None or self._limiter_loop is not loop:
-            self._limiter = anyio.CapacityLimiter(self.max_concurrent_calls)
-            self._limiter_loop = loop
-        return self._limiter
+    def rewards_blocking(self, items: Sequence[RewardItem]) -> tuple[list[Reward], RewardStats]:
+        """`rewards` from synchronous code (any thread, even one running an event loop of its own)."""
+        return run_blocking(lambda: self.rewards(items))
 
     async def _reward_group(
         self,
@@ -434,42 +451,6 @@ def _check_options(
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-_blocking_turns = threading.Lock()
-"""One blocking reward call at a time per process, whatever the reward or backend.
-
-A backend's (and a meta scorer's) connections serve one event loop at a time, and each blocking call runs its
-own loop. The lock is process-wide rather than per backend because rewards may share a backend or a meta
-scorer, and because the callers that run blocking rewards from several threads at once (verl's executor threads,
-one completion or batch per call) call one reward, which a per-backend lock would serialise all the same.
-Concurrent scoring is what the ``async`` entry points are for.
-"""
-_in_flight: weakref.WeakKeyDictionary[Closable | MetaScorer, int] = weakref.WeakKeyDictionary()
-
-
-@asynccontextmanager
-async def _holding_connections(judge: Judge) -> AsyncGenerator[None]:
-    """Release the connections of the judge's backend (and meta scorer) when the last batch using them ends.
-
-    An HTTP session belongs to the event loop that opened it, and reward functions run on whatever loop their
-    trainer gives them (TRL's own background loop, a fresh loop per blocking call, verl's worker loops). Opening
-    connections per batch and closing them at its end keeps every session on the loop that uses it; the cost,
-    one connection set-up per batch, is nothing next to a GRM generation. Batches in flight are counted per
-    backend, so two rewards sharing one backend never close connections under each other.
-    """
-    resources = [judge.backend] if judge.meta is None else [judge.backend, judge.meta]
-    for resource in resources:
-        _in_flight[resource] = _in_flight.get(resource, 0) + 1
-    try:
-        yield
-    finally:
-        with anyio.CancelScope(shield=True):
-            for resource in resources:
-                _in_flight[resource] -= 1
-                if _in_flight[resource] == 0:
-                    del _in_flight[resource]
-                    await resource.reset_connections()
 
 
 class RewardAdapter:

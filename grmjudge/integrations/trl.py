@@ -20,17 +20,15 @@ shuffled order.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Unpack
 
-from grmjudge.adaptive import AdaptivePolicy
 from grmjudge.exceptions import InvalidInputError
 from grmjudge.integrations._reward import (
     GroupRewarder,
-    Mode,
-    Normalisation,
     Reward,
     RewardAdapter,
     RewardItem,
+    RewardOptions,
     RewardStats,
     batch_list,
     query_of,
@@ -50,58 +48,36 @@ class GRMReward(RewardAdapter):
 
     Args:
         judge: The GRM judge; its settings (template, temperature, ``max_tokens``, seed) apply to every call.
-        k: Samples per judge call, voted; each sees the responses in its own shuffled order.
-        adaptive: ``True`` or an [`AdaptivePolicy`][grmjudge.adaptive.AdaptivePolicy]: ``k`` becomes a maximum,
-            and each call stops drawing samples once its best completion is settled (a GRPO run pays for
-            reward samples every step). Needs a normalisation other than ``raw``.
-        meta: Keep only the best ``k_meta`` samples by the judge's meta scorer (``Judge(backend, meta=...)``).
-        mode: ``"listwise"`` (one call per group of completions of a prompt) or ``"reference"`` (one pairwise
-            call per completion against the dataset column ``reference_column``).
-        normalisation: ``"mean"`` (votes per kept sample, on the template's range, default), ``"unit"``
-            ([0, 1]), ``"zscore"`` or ``"rank"`` (within the group), or ``"raw"`` (summed votes).
-        fallback: The reward of a completion whose call gave no verdict (every sample unparsable or failed).
-            ``None`` (default) tells TRL "no reward": the completion gets no advantage. Logged and counted.
         num_generations: The trainer's ``num_generations``; runs of a prompt are cut to this size. ``None``
             makes each run of a prompt one group.
-        reference_column: The dataset column holding reference answers (reference mode).
-        max_concurrent_calls: Judge calls in flight at once across the batch's groups.
-        name: The name TRL logs the reward under (``rewards/NAME/mean``); also the prefix of its metrics.
+        reference_column: The dataset column holding reference answers (``mode="reference"``).
+        **options: The shared [`RewardOptions`][grmjudge.integrations.RewardOptions] (``k``, ``meta``,
+            ``adaptive``, ``mode``, ``normalisation``, ``fallback``, ``max_concurrent_calls``, ``name``).
+            Here ``fallback`` defaults to ``None``, which tells TRL "no reward": the completion gets no
+            advantage; ``name`` is what TRL logs the reward under (``rewards/NAME/mean``) and the prefix of
+            its metrics.
     """
 
     def __init__(
         self,
         judge: Judge,
         *,
-        k: int = 4,
-        meta: bool = False,
-        adaptive: bool | AdaptivePolicy = False,
-        mode: Mode = "listwise",
-        normalisation: Normalisation = "mean",
-        fallback: float | None = None,
         num_generations: int | None = None,
         reference_column: str = "reference",
-        max_concurrent_calls: int = 16,
-        name: str = "grm_reward",
+        **options: Unpack[RewardOptions],
     ) -> None:
         self._rewarder = GroupRewarder(
             judge,
-            k=k,
-            meta=meta,
-            adaptive=adaptive,
-            mode=mode,
-            normalisation=normalisation,
-            fallback=fallback,
             group_size=num_generations,
             contiguous_groups=True,
             split_hint=(
                 "TRL split a prompt's completions across processes; keep each process's batch "
                 "(per_device_train_batch_size x steps_per_generation) a multiple of num_generations"
             ),
-            max_concurrent_calls=max_concurrent_calls,
-            name=name,
+            **options,
         )
         self.reference_column = reference_column
-        self.__name__ = name
+        self.__name__ = self._rewarder.name
 
     async def __call__(
         self,
@@ -123,8 +99,8 @@ class GRMReward(RewardAdapter):
     def as_sync(self) -> RewardFunction:
         """The same reward as a blocking function, for code that calls reward functions synchronously.
 
-        Each call runs in a fresh event loop (calls from several threads take turns) and raises
-        [`SyncInAsyncContextError`][grmjudge.exceptions.SyncInAsyncContextError] inside a running loop.
+        Each call runs on grmjudge's event loop, so it may come from any thread, even one that runs a loop of
+        its own; calls from several threads are judged concurrently.
         """
 
         def reward(
@@ -135,7 +111,7 @@ class GRMReward(RewardAdapter):
         ) -> list[Reward]:
             log_metric: Callable[[str, float], None] | None = kwargs.pop("log_metric", None)
             items = self._items(prompts, completions, kwargs)
-            return self._logged(*self._rewarder.rewards_blocking(items, method=self.__name__), log_metric)
+            return self._logged(*self._rewarder.rewards_blocking(items), log_metric)
 
         reward.__name__ = reward.__qualname__ = self.__name__
         return reward

@@ -24,30 +24,28 @@ of chat messages). Extra keywords (``reward_router_address``, ``reward_model_tok
 [`VerlGRMReward`][grmjudge.integrations.verl.VerlGRMReward] groups completions by the prompt and the dataset row
 (``extra_info["index"]``, which verl's data preparation writes and its dataset reads as the row's index), and
 judges each group listwise, or each completion against ``ground_truth`` as the reference answer. With
-``group_size`` set, completions of one row arriving in concurrent calls on one event loop are collected until
-the group is complete or ``max_wait`` seconds have passed, then judged together; a group fills only if all its
-completions reach the same process (``reward.num_workers=1``).
+``group_size`` set, completions of one row arriving in concurrent calls of one process (from any event loop or
+thread) are collected until the group is complete or ``max_wait`` seconds have passed, then judged together; a
+group fills only if all its completions reach the same process (``reward.num_workers=1``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Unpack
 
 import anyio
-import anyio.lowlevel
 
+from grmjudge._runtime import runs_on_runtime
 from grmjudge._tasks import task_group
-from grmjudge.adaptive import AdaptivePolicy
 from grmjudge.exceptions import ConfigurationError, InvalidInputError
 from grmjudge.integrations._reward import (
     GroupRewarder,
-    Mode,
-    Normalisation,
     Reward,
     RewardAdapter,
     RewardItem,
+    RewardOptions,
     batch_list,
     query_of,
     reference_of,
@@ -62,18 +60,6 @@ class VerlGRMReward(RewardAdapter):
 
     Args:
         judge: The GRM judge; its settings (template, temperature, ``max_tokens``, seed) apply to every call.
-        k: Samples per judge call, voted; each sees the responses in its own shuffled order.
-        adaptive: ``True`` or an [`AdaptivePolicy`][grmjudge.adaptive.AdaptivePolicy]: ``k`` becomes a maximum,
-            and each call stops drawing samples once its best completion is settled (a GRPO run pays for
-            reward samples every step). Needs a normalisation other than ``raw``.
-        meta: Keep only the best ``k_meta`` samples by the judge's meta scorer.
-        mode: ``"listwise"`` (one call per group of a prompt's completions) or ``"reference"`` (one pairwise
-            call per completion against its ``ground_truth``).
-        normalisation: ``"mean"`` (default), ``"unit"``, ``"zscore"``, ``"rank"`` or ``"raw"``, as in the TRL
-            adapter.
-        fallback: The reward of a completion whose call gave no verdict; verl needs a number. In listwise
-            mode the whole group gets it, so GRPO gives the group no advantage whatever the value; in
-            reference mode choose it on the normalisation's scale. Logged and counted in ``stats``.
         query_key: The ``extra_info`` key holding the prompt the policy answered.
         row_key: The ``extra_info`` key identifying the dataset row (``"index"`` in verl's data preparation),
             so two rows with the same prompt stay two groups; a row without it is grouped by its prompt alone.
@@ -84,47 +70,37 @@ class VerlGRMReward(RewardAdapter):
             completions reach one process: ``reward.num_workers=1``.
         max_wait: Seconds a collected group waits for its missing completions before it is judged as it is.
             Count from a group's first finished rollout to its last.
-        max_concurrent_calls: Judge calls in flight at once.
-        name: The name used in log messages.
+        **options: The shared [`RewardOptions`][grmjudge.integrations.RewardOptions] (``k``, ``meta``,
+            ``adaptive``, ``mode``, ``normalisation``, ``fallback``, ``max_concurrent_calls``, ``name``);
+            ``mode="reference"`` judges each completion against its ``ground_truth``. Here ``fallback``
+            defaults to ``0.0`` and must be a number (verl needs one): in listwise mode the whole group gets
+            it, so GRPO gives the group no advantage whatever the value; in reference mode choose it on the
+            normalisation's scale.
     """
 
     def __init__(
         self,
         judge: Judge,
         *,
-        k: int = 4,
-        meta: bool = False,
-        adaptive: bool | AdaptivePolicy = False,
-        mode: Mode = "listwise",
-        normalisation: Normalisation = "mean",
-        fallback: float = 0.0,
         query_key: str = "question",
         row_key: str | None = "index",
         group_size: int | None = None,
         max_wait: float = 10.0,
-        max_concurrent_calls: int = 16,
-        name: str = "grm_reward",
+        **options: Unpack[RewardOptions],
     ) -> None:
-        if fallback is None:  # pyright: ignore[reportUnnecessaryComparison]
+        if options.setdefault("fallback", 0.0) is None:
             raise ConfigurationError("verl needs a number for every completion: give fallback a float")
         if not max_wait >= 0:
             raise ConfigurationError(f"max_wait must be a number of seconds >= 0, got {max_wait!r}")
         self._rewarder = GroupRewarder(
             judge,
-            k=k,
-            meta=meta,
-            adaptive=adaptive,
-            mode=mode,
-            normalisation=normalisation,
-            fallback=fallback,
             group_size=group_size,
             contiguous_groups=False,
             split_hint=(
                 "set group_size to the rollout n, and reward.num_workers=1 (verl 0.9+) so that all of a prompt's "
                 "completions reach one process, with max_wait covering a group's spread of rollout times"
             ),
-            max_concurrent_calls=max_concurrent_calls,
-            name=name,
+            **options,
         )
         self.query_key = query_key
         self.row_key = row_key
@@ -165,7 +141,7 @@ class VerlGRMReward(RewardAdapter):
         """Blocking `compute_score`, for verl up to 0.8; reference mode only (one blocking call sees one completion)."""
         self._check_single_listwise(blocking=True)
         item = self._item(solution_str, ground_truth, extra_info, "")
-        return _numbers(self._rewarder.rewards_blocking([item], method="compute_score")[0])[0]
+        return _numbers(self._rewarder.rewards_blocking([item])[0])[0]
 
     def compute_score_batch_sync(
         self,
@@ -177,7 +153,7 @@ class VerlGRMReward(RewardAdapter):
     ) -> list[float]:
         """Blocking `compute_score_batch`, for verl up to 0.8; groups are formed within each call."""
         items = self._items(solution_strs, ground_truths, extra_infos)
-        return _numbers(self._rewarder.rewards_blocking(items, method="compute_score_batch")[0])
+        return _numbers(self._rewarder.rewards_blocking(items)[0])
 
     async def _rewards(self, items: list[RewardItem]) -> list[float]:
         if self._collector is None:
@@ -251,30 +227,26 @@ class _OpenGroup:
 
 
 class _GroupCollector:
-    """Collects a prompt's completions from concurrent calls on one event loop until the group is complete.
+    """Collects a prompt's completions from concurrent calls in one process until the group is complete.
 
     A group is judged once it holds ``size`` completions or ``max_wait`` seconds after its first arrived; the
     first of its callers to wake judges it (shielded, so that caller's cancellation cannot strand the others)
-    and every caller reads its own reward. State is kept per event loop.
+    and every caller reads its own reward. Calls from every loop and thread of the process meet on grmjudge's
+    event loop, so their completions join the same open groups.
     """
 
     def __init__(self, rewarder: GroupRewarder, size: int, max_wait: float) -> None:
         self._rewarder = rewarder
         self._size = size
         self._max_wait = max_wait
-        self._open: dict[object, dict[Hashable, _OpenGroup]] = {}
+        self._open: dict[Hashable, _OpenGroup] = {}
 
+    @runs_on_runtime
     async def rewards(self, items: Sequence[RewardItem]) -> list[Reward]:
-        token = anyio.lowlevel.current_token()
-        open_groups = self._open.setdefault(token, {})
-        memberships = [self._join(open_groups, item) for item in items]
-        try:
-            async with task_group() as tg:
-                for group in dict.fromkeys(group for group, _ in memberships):
-                    tg.start_soon(self._settle, open_groups, group)
-        finally:
-            if not open_groups:
-                self._open.pop(token, None)
+        memberships = [self._join(self._open, item) for item in items]
+        async with task_group() as tg:
+            for group in dict.fromkeys(group for group, _ in memberships):
+                tg.start_soon(self._settle, self._open, group)
         return [_settled(group)[slot] for group, slot in memberships]
 
     def _join(self, open_groups: dict[Hashable, _OpenGroup], item: RewardItem) -> tuple[_OpenGroup, int]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from grmjudge._lifecycle import Closable
 from grmjudge.exceptions import ConfigurationError
 from grmjudge.prompts import meta_messages
 from grmjudge.types import Message
@@ -34,26 +34,15 @@ class MetaInput(BaseModel):
         return meta_messages(self.query, self.responses, self.judgement)
 
 
-class MetaScorer(ABC):
-    """Rates sampled judgements; a higher score means the judgement is more likely correct."""
+class MetaScorer(Closable, ABC):
+    """Rates sampled judgements; a higher score means the judgement is more likely correct.
+
+    ``aclose`` releases what the scorer holds (a model, connections).
+    """
 
     @abstractmethod
     async def score(self, inputs: Sequence[MetaInput]) -> list[float]:
         """One score per input, in order."""
-
-    async def aclose(self) -> None:
-        """Release resources held by the scorer."""
-
-    async def reset_connections(self) -> None:
-        """Drop connections bound to the current event loop (the sync facade calls this between loops)."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
 
 MetaFunction = Callable[[Sequence[MetaInput]], Sequence[float] | Awaitable[Sequence[float]]]

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 import anyio
-import anyio.lowlevel
 
+from grmjudge._runtime import runs_on_runtime
 from grmjudge._sampling import SamplingJob, collect_samples
 from grmjudge.backends._spec import backend_from_spec
 from grmjudge.backends.base import Backend
@@ -108,19 +108,19 @@ class JudgementSampler:
         self.extra_body = extra_body
         self.usage = Usage()
         self._limiter: anyio.Semaphore | None = None
-        self._limiter_loop: object = None
 
     def template_for(self, example: SPCTExample) -> PromptTemplate:
         """The template an item is rendered with: the 0/1 template for one response, else the main one."""
         return self.single_template if example.n == 1 else self.template
 
+    @runs_on_runtime
     async def draw(self, example: SPCTExample, k: int, purpose: str) -> list[Judgement]:
         """``k`` non-hinted judgements, each with its own random response order."""
         rng = random.Random(derive_seed(self.seed, purpose, example.id, "order"))
         permutations = plan_permutations(example.n, k, ShuffleMode.RANDOM, rng)
         job = SamplingJob(
             backend=self.backend,
-            limiter=self._current_limiter(),
+            limiter=self._requests_limiter(),
             template=self.template_for(example),
             query=example.query,
             responses=example.responses,
@@ -137,6 +137,7 @@ class JudgementSampler:
         self.usage += usage
         return [_from_sample(sample, example) for sample in samples]
 
+    @runs_on_runtime
     async def draw_hinted(self, example: SPCTExample, purpose: str) -> Judgement:
         """One judgement whose prompt ends with "The best response is: Response j" (j as shown; n >= 2 only)."""
         if example.best is None:
@@ -155,7 +156,7 @@ class JudgementSampler:
             extra_body=self.extra_body,
         )
         try:
-            async with self._current_limiter():
+            async with self._requests_limiter():
                 generation = await self.backend.generate(request)
         except BackendError as exc:
             return _judgement(True, perm, None, None, verdict(None, example.label), type(exc).__name__)
@@ -164,11 +165,10 @@ class JudgementSampler:
         checked = judge_text(completion.text, example.label, perm, template, finish_reason=completion.finish_reason)
         return _judgement(True, perm, completion.text, completion.finish_reason, checked, None)
 
-    def _current_limiter(self) -> anyio.Semaphore:
-        loop = anyio.lowlevel.current_token()
-        if self._limiter is None or self._limiter_loop is not loop:
+    def _requests_limiter(self) -> anyio.Semaphore:
+        """One bound on requests in flight across every draw (they all run on grmjudge's event loop)."""
+        if self._limiter is None:
             self._limiter = anyio.Semaphore(self.max_concurrent_requests, fast_acquire=True)
-            self._limiter_loop = loop
         return self._limiter
 
 

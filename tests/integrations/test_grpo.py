@@ -56,9 +56,6 @@ class RecordingBackend(Backend):
         self.requests.append(request)
         return await self.inner.generate(request)
 
-    async def reset_connections(self) -> None:
-        await self.inner.reset_connections()
-
     async def aclose(self) -> None:
         await self.inner.aclose()
         await super().aclose()

@@ -16,7 +16,7 @@ import pytest
 
 from grmjudge import FunctionMetaScorer, Judge, JudgeSettings, MetaInput
 from grmjudge.backends import FunctionBackend, OpenAIBackend
-from grmjudge.exceptions import ConfigurationError, InvalidInputError, SyncInAsyncContextError
+from grmjudge.exceptions import ConfigurationError, InvalidInputError
 from grmjudge.integrations.trl import GRMReward
 from grmjudge.prompts import SINGLE_RESPONSE_TEMPLATE
 from grmjudge.types import GenerationRequest
@@ -284,11 +284,10 @@ def test_the_blocking_twin_keeps_the_name_and_refuses_a_running_loop() -> None:
     rewards = blocking(*trl_batch(["Name a prime."]), trainer_state=None, log_metric=metrics.__setitem__)
     assert rewards == [2.0, 9.0, 4.0, 6.0] and metrics["grm_listwise/fallback_rate"] == 0.0
 
-    async def inside_a_loop() -> None:
-        blocking(*trl_batch(["Name a prime."]))
+    async def inside_a_loop() -> list[float | None]:
+        return blocking(*trl_batch(["Name a prime."]))
 
-    with pytest.raises(SyncInAsyncContextError, match="grm_listwise_sync"):
-        anyio.run(inside_a_loop)
+    assert anyio.run(inside_a_loop) == [2.0, 9.0, 4.0, 6.0]
 
 
 async def test_an_empty_batch_asks_nothing() -> None:

@@ -146,3 +146,22 @@ def test_progress_line_shows_items_samples_failures_and_eta() -> None:
         "sampled: items 10/100 | calls 20/200 | resumed 10 | samples 40 | "
         "failed parse:no_boxed 3, RateLimitError 1 | 1.0 calls/s | ETA 3m00s"
     )
+
+
+def test_adaptive_adds_accuracy_per_compute_from_the_same_pass(
+    tmp_path: Path, server: LocalServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    status = main(eval_args(server, out, "--k", "1,8", "--adaptive", "-q"))
+    assert status == 0, capsys.readouterr().err
+    results = json.loads((out / "results.json").read_text())
+    adaptive = results["settings"]["adaptive@8"]
+    # The fake's votes are the same in every sample: the three decided items settle after the first round of 4,
+    # the tied one (6 vs 6) never settles and runs to 8. Accuracy is the fixed vote's.
+    assert adaptive["samples_per_item"]["value"] == pytest.approx((4 + 8 + 4 + 4) / 4)
+    assert adaptive["overall"]["value"] == pytest.approx(results["settings"]["voting@8"]["overall"]["value"])
+    assert adaptive["vs_fixed"]["value"] == pytest.approx(0.0)
+    journal = [json.loads(line) for line in (out / "items.jsonl").read_text().splitlines()]
+    assert [len(line["result"]["samples"]) for line in journal if line["pass"] == "sampled"] == [8, 8, 8, 8]
+    assert "## Accuracy per compute" in (out / "results.md").read_text()
+    assert (out / "compute.png").read_bytes().startswith(PNG_SIGNATURE)

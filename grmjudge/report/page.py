@@ -259,6 +259,7 @@ def _position_section(bias: PositionBias, labelled: bool) -> str:
                 [v or 0.0 for v in row.win_share],
                 fmt="{:.2f}",
             )
+            + "</div>"
         )
     parts.append(
         f"<p>Flip rate: <strong>{_share(bias.flip_across_orders)}</strong> of {bias.pairs_across_orders:,} pairs of "

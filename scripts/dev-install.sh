@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# Create .venv with grmjudge (editable), every extra that runs on CPU, vLLM for CPU and the dev tools.
+# Create .venv with grmjudge (editable), every extra that runs on CPU, vLLM for CPU and the dev tools;
+# install Debian's chromium and chromium-driver for the report tests when they are missing.
 # torch is named as torch==2.13.0 so pip takes the CPU wheel instead of a multi-GB CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The report tests drive Debian's headless Chromium through selenium; nothing is downloaded at test time.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get install -y --no-install-recommends chromium chromium-driver
+fi
 venv="${VENV:-.venv}"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install --progress-bar off --quiet -c constraints.txt \

@@ -115,7 +115,7 @@ class ScoreRun:
             p: Mapping[str, Any] = line.get("provenance") or {}
             return {
                 "Run": f"grmjudge score output {self.path.name}",
-                "Judge": f"{p.get('model')} on {p.get('backend')}, template {p.get('template_id')}",
+                "Judge": f"{_model_name(p.get('model'))} on {p.get('backend')}, template {p.get('template_id')}",
                 "Sampling": f"k={p.get('k')}, temperature {p.get('temperature')}, shuffle {p.get('shuffle')}, "
                 f"seed {p.get('seed')}" + (f", meta RM keeps {p.get('k_meta') or 'k/2'}" if p.get("meta") else ""),
             }
@@ -188,7 +188,7 @@ class EvalRun:
             judge: Mapping[str, Any] = self.results.get("judge") or {}
             meta: Mapping[str, Any] | None = judge.get("meta")
             facts["Benchmark"] = str(self.results.get("benchmark"))
-            facts["Judge"] = f"{judge.get('type')} {judge.get('model')} on {judge.get('backend')}" + (
+            facts["Judge"] = f"{judge.get('type')} {_model_name(judge.get('model'))} on {judge.get('backend')}" + (
                 f", meta RM {meta.get('type')}" if meta else ""
             )
             protocol: Mapping[str, Any] = self.results.get("protocol") or {}
@@ -202,6 +202,13 @@ class EvalRun:
         return {
             call.id: Texts(query_text(call.query), call.responses) for call in self.benchmark.calls() if call.id in ids
         }
+
+
+def _model_name(model: Any) -> str:
+    """A model id as is; a local model folder by its last two parts (the rest is where it sits on one machine)."""
+    text = str(model)
+    path = Path(text)
+    return str(Path(*path.parts[-2:])) if path.is_absolute() and len(path.parts) > 2 else text
 
 
 def _sections(benchmark: LoadedBenchmark | None) -> dict[str, str]:

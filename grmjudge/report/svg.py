@@ -66,7 +66,7 @@ def curves(title: str, series: Mapping[str, Sequence[tuple[float, float]]], *, y
     return _svg(title, summary, "".join(parts))
 
 
-def histogram(values: Sequence[float], *, bins: int = 12) -> tuple[list[str], list[float]]:
+def histogram(values: Sequence[float], *, bins: int = 10) -> tuple[list[str], list[float]]:
     """Equal-width bins of ``values``: their labels (lower edges) and counts."""
     if not values:
         return [], []
@@ -75,7 +75,7 @@ def histogram(values: Sequence[float], *, bins: int = 12) -> tuple[list[str], li
     counts = [0.0] * bins
     for value in values:
         counts[min(bins - 1, int((value - low) / width))] += 1
-    return [f"{low + i * width:.2g}" for i in range(bins)], counts
+    return [f"{low + i * width:.1f}" for i in range(bins)], counts
 
 
 def _svg(title: str, summary: str, body: str) -> str:

@@ -46,12 +46,12 @@ def write_report(
     )
     summary = Summary()
     keys: list[Key] = []
-    for order, item in enumerate(source.items()):
+    for order, item in source.items():
         summary.add(item)
         keys.append(interest(item, order))
     chosen = most_interesting(keys, items)
     order_of = {key[-1]: key for key in keys if key[-1] in chosen}
-    picked = [(order_of[order], item) for order, item in enumerate(source.items()) if order in chosen]
+    picked = [(order_of[order], item) for order, item in source.items(chosen)]
     picked.sort(key=lambda pair: pair[0])
     ordered = [item for _, item in picked]
     texts = source.texts({item.id for item in ordered})

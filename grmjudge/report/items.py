@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from grmjudge.eval.position import winner
@@ -25,6 +26,7 @@ class SampleView:
     scores: tuple[int, ...] | None
     principles: str | None
     critique: str | None
+    text: str | None
     failure: str | None
     meta: float | None
     kept: bool
@@ -52,7 +54,7 @@ class ItemView:
         """Whether the item has summed scores."""
         return self.scores is not None
 
-    @property
+    @cached_property
     def winners(self) -> list[int | None]:
         """Each valid sample's preferred response (caller's index), ``None`` for a tie at its top."""
         return [winner(s.scores) for s in self.samples if s.scores is not None]
@@ -71,7 +73,7 @@ class ItemView:
         winners = self.winners
         return len(set(winners)) > 1 or (bool(winners) and winners[0] is None)
 
-    @property
+    @cached_property
     def spread(self) -> int:
         """The largest range of one response's scores across the valid samples (0 with fewer than two)."""
         valid = [s.scores for s in self.samples if s.scores is not None]
@@ -97,6 +99,7 @@ def sample_view(raw: Mapping[str, Any]) -> SampleView:
         scores=None if scores is None else tuple(int(s) for s in scores),
         principles=raw.get("principles"),
         critique=raw.get("critique"),
+        text=raw.get("text"),
         failure=failure,
         meta=raw.get("meta_score"),
         kept=bool(raw.get("kept")),

@@ -106,6 +106,7 @@ def _item_data(item: ItemView, texts: Texts | None) -> dict[str, Any]:
                 "scores": list(s.scores) if s.scores is not None else None,
                 "principles": _cut(s.principles),
                 "critique": _cut(s.critique),
+                "text": _cut(s.text) if s.principles is None and s.critique is None else None,
                 "failure": s.failure,
                 "meta": s.meta,
                 "kept": s.kept,

@@ -40,8 +40,8 @@ class Run(Protocol):
         """How the page names the run."""
         ...
 
-    def items(self) -> Iterator[ItemView]:
-        """Every item, in the order the run wrote them."""
+    def items(self, only: set[int] | None = None) -> Iterator[tuple[int, ItemView]]:
+        """Every item with its position in the run, or only the positions in ``only`` (the others are not parsed)."""
         ...
 
     def texts(self, ids: set[str]) -> dict[str, Texts]:
@@ -102,16 +102,20 @@ class ScoreRun:
         """The output file's name."""
         return self.path.name
 
-    def items(self) -> Iterator[ItemView]:
-        """Every output line as an item."""
-        for number, line in _json_lines(self.path):
+    def items(self, only: set[int] | None = None) -> Iterator[tuple[int, ItemView]]:
+        """Every output line as an item (or the lines at the positions in ``only``)."""
+        for order, (number, line) in enumerate(_json_lines(self.path, only)):
+            if line is None:
+                continue
             if "id" not in line or "samples" not in line:
                 raise ConfigurationError(f"{self.path} line {number}: not a grmjudge score output line")
-            yield item_view(str(line["id"]), line, label=line.get("label"), section=None)
+            yield order, item_view(str(line["id"]), line, label=line.get("label"), section=None)
 
     def about(self) -> dict[str, str]:
         """The judge of the first line's provenance (every line of one output shares it)."""
         for _, line in _json_lines(self.path):
+            if line is None:
+                continue
             p: Mapping[str, Any] = line.get("provenance") or {}
             return {
                 "Run": f"grmjudge score output {self.path.name}",
@@ -127,6 +131,8 @@ class ScoreRun:
             return {}
         found: dict[str, Texts] = {}
         for number, line in _json_lines(self.inputs):
+            if line is None:
+                continue
             item_id = str(line.get("id", number))
             if item_id in ids:
                 query = line["query"] if "query" in line else line.get("messages", [])
@@ -168,18 +174,20 @@ class EvalRun:
         """The folder's name and the pass shown."""
         return f"{self.path.name} (pass {self.pass_name})"
 
-    def items(self) -> Iterator[ItemView]:
-        """The pass's calls, each call's newest line."""
+    def items(self, only: set[int] | None = None) -> Iterator[tuple[int, ItemView]]:
+        """The pass's calls, each call's newest line (or those at the positions in ``only``)."""
         labels = labelled_best(self.benchmark) if self.benchmark is not None else {}
         sections = _sections(self.benchmark)
-        for line in newest_lines(self.path / "items.jsonl", self.pass_name):
+        for order, line in enumerate(newest_lines(self.path / "items.jsonl", self.pass_name)):
+            if only is not None and order not in only:
+                continue
             call_id = str(line["call_id"])
             error: Any = line.get("error")
             label, section = labels.get(call_id), sections.get(call_id)
             if error is not None:
-                yield item_view(call_id, None, label=label, section=section, error=str(error["type"]))
+                yield order, item_view(call_id, None, label=label, section=section, error=str(error["type"]))
             else:
-                yield item_view(call_id, line.get("result"), label=label, section=section)
+                yield order, item_view(call_id, line.get("result"), label=label, section=section)
 
     def about(self) -> dict[str, str]:
         """The benchmark, judge and protocol from ``results.json``."""
@@ -267,11 +275,19 @@ def _load(name: str, path: Path, options: Mapping[str, str]) -> LoadedBenchmark:
     )
 
 
-def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Non-blank lines as JSON objects with their 1-based line numbers."""
+def _json_lines(path: Path, only: set[int] | None = None) -> Iterator[tuple[int, dict[str, Any] | None]]:
+    """Non-blank lines as JSON objects with their 1-based line numbers; ``None`` for those not in ``only``.
+
+    ``only`` holds positions among the non-blank lines; the other lines are counted but not parsed.
+    """
     with path.open(encoding="utf-8") as handle:
+        order = -1
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
+                continue
+            order += 1
+            if only is not None and order not in only:
+                yield number, None
                 continue
             try:
                 line: object = json.loads(raw)

@@ -27,7 +27,7 @@ def first_shown_wins(request: GenerationRequest) -> list[str]:
     """
     shown = shown_responses(request)
     if "unparseable" in shown:
-        return ["Analysis: no scores today."] * request.n
+        return ["I cannot decide between these."] * request.n
     scores = [9] + [len(text) % 6 + 1 for text in shown[1:]]
     return [judgement(scores)] * request.n
 

@@ -1,6 +1,6 @@
 """A 100,000-item run gives a page of bounded size that Chromium loads within a stated time.
 
-The bound is generous: ``benchmarks/report_load.py`` measured 0.4 s to draw the page on two shared CPU cores. It
+The bound is generous: ``benchmarks/report_load.py`` measured 0.3 s to draw the page on two shared CPU cores. It
 catches a page that would put every item on it, not a few hundred milliseconds.
 """
 

@@ -124,6 +124,9 @@ def test_injected_markup_is_shown_as_text_and_never_runs(browser: Any, page: Pat
     assert browser.execute_script("return document.querySelectorAll('#item-rows script, #item-rows img').length") == 0
     texts = browser.execute_script("return Array.from(document.querySelectorAll('.text')).map(t => t.textContent)")
     assert INJECTED in texts
+    # a sample that failed to parse shows why and the text it wrote instead of principles and critique
+    assert "I cannot decide between these." in texts
+    assert "failed: parse:no_boxed" in browser.find_element("id", "item-rows").text
     assert "<script>" not in page.read_text(encoding="utf-8").split('id="report-data">')[1].split("</script>")[0]
 
 

@@ -22,7 +22,7 @@
   function haystack(item) {
     if (item.hay === undefined) {
       var parts = [item.id, item.section || "", item.query || ""].concat(item.responses || []);
-      item.samples.forEach(function (s) { parts.push(s.principles || "", s.critique || "", s.failure || ""); });
+      item.samples.forEach(function (s) { parts.push(s.principles || "", s.critique || "", s.text || "", s.failure || ""); });
       item.hay = parts.join("\n").toLowerCase();
     }
     return item.hay;
@@ -82,6 +82,8 @@
       div.appendChild(el("h4", null, head));
       if (s.principles !== null) textBlock(div, "Principles", s.principles);
       if (s.critique !== null) textBlock(div, "Critique", s.critique);
+      if (s.text) textBlock(div, "Judgement as written", s.text);
+      else if (s.principles === null && s.critique === null) div.appendChild(el("p", "muted", "Judgement text not recorded."));
       box.appendChild(div);
     });
     return box;

@@ -216,7 +216,7 @@ def _eval_section(results: Mapping[str, Any]) -> str:
         for kind, points in curve.items()
     }
     if series:
-        parts.append(svg.curves("Scaling curve", series, ylabel="%"))
+        parts.append(svg.curves("Scaling curve (official score, %)", series, ylabel="%"))
     sections = list(dict.fromkeys(k for s in settings.values() for k in s.get("sections", {})))
     if sections:
         rows = [[name, *(_number(s["sections"].get(k)) for k in sections)] for name, s in settings.items()]

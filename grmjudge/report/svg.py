@@ -57,10 +57,12 @@ def curves(title: str, series: Mapping[str, Sequence[tuple[float, float]]], *, y
                 f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3" class="dot s{n}"><title>{escape(name)} k={x:g}: '
                 f"{y:.1f}</title></circle>"
             )
-        parts.append(f'<text x="{PAD + 4}" y="{14 + 13 * n}" class="legend s{n}">{escape(name)}</text>')
+        legend_x = WIDTH - PAD - 80 * (len(series) - 1 - n)
+        parts.append(f'<text x="{legend_x}" y="{PAD - 12}" class="legend s{n}">{escape(name)}</text>')
     for x in sorted({x for x, _ in points}):
         parts.append(f'<text x="{at(x, y0)[0]:.1f}" y="{HEIGHT - PAD + 14}" class="tick">{x:g}</text>')
-    parts.append(f'<text x="2" y="{PAD - 6}" class="tick start">{escape(ylabel)} {y1:.1f}</text>')
+    parts.append(f'<text x="2" y="{PAD - 12}" class="tick start">{escape(ylabel)}</text>')
+    parts.append(f'<text x="2" y="{at(1.0, y1)[1] + 4:.1f}" class="tick start">{y1:.1f}</text>')
     parts.append(f'<text x="2" y="{HEIGHT - PAD}" class="tick start">{y0:.1f}</text>')
     summary = "; ".join(f"{name}: " + ", ".join(f"k={x:g} {y:.1f}" for x, y in line) for name, line in series.items())
     return _svg(title, summary, "".join(parts))

@@ -69,7 +69,8 @@
       if (i === item.label) marks.push("labelled best");
       textBlock(box, "Response #" + (i + 1) + (marks.length ? " (" + marks.join(", ") + ")" : ""), r);
     });
-    box.appendChild(el("p", null, "Summed votes: " + (item.scores ? item.scores.join(", ") : "none") +
+    var voters = item.kept < item.valid ? " (the " + item.kept + " kept samples)" : "";
+    box.appendChild(el("p", null, "Summed votes" + voters + ": " + (item.scores ? item.scores.join(", ") : "none") +
       (item.noVerdict && Object.keys(item.failures).length ? " (failed: " +
         Object.keys(item.failures).map(function (k) { return k + " " + item.failures[k]; }).join(", ") + ")" : "")));
     item.samples.forEach(function (s, i) {

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from grmjudge.eval.calls import journal_passes, labelled_best, newest_lines
+from grmjudge.eval.calls import journal_passes, json_objects, labelled_best, newest_lines
 from grmjudge.eval.items import LoadedBenchmark
 from grmjudge.exceptions import ConfigurationError
 from grmjudge.report.items import ItemView, item_view
@@ -104,7 +104,7 @@ class ScoreRun:
 
     def items(self, only: set[int] | None = None) -> Iterator[tuple[int, ItemView]]:
         """Every output line as an item (or the lines at the positions in ``only``)."""
-        for order, (number, line) in enumerate(_json_lines(self.path, only)):
+        for order, (number, line) in enumerate(json_objects(self.path, only)):
             if line is None:
                 continue
             if "id" not in line or "samples" not in line:
@@ -113,7 +113,7 @@ class ScoreRun:
 
     def about(self) -> dict[str, str]:
         """The judge of the first line's provenance (every line of one output shares it)."""
-        for _, line in _json_lines(self.path):
+        for _, line in json_objects(self.path):
             if line is None:
                 continue
             p: Mapping[str, Any] = line.get("provenance") or {}
@@ -130,7 +130,7 @@ class ScoreRun:
         if self.inputs is None:
             return {}
         found: dict[str, Texts] = {}
-        for number, line in _json_lines(self.inputs):
+        for number, line in json_objects(self.inputs):
             if line is None:
                 continue
             item_id = str(line.get("id", number))
@@ -273,26 +273,3 @@ def _load(name: str, path: Path, options: Mapping[str, str]) -> LoadedBenchmark:
         rmb_bon=rmb_bon,
         limit=int(options["limit"]) if "limit" in options else None,
     )
-
-
-def _json_lines(path: Path, only: set[int] | None = None) -> Iterator[tuple[int, dict[str, Any] | None]]:
-    """Non-blank lines as JSON objects with their 1-based line numbers; ``None`` for those not in ``only``.
-
-    ``only`` holds positions among the non-blank lines; the other lines are counted but not parsed.
-    """
-    with path.open(encoding="utf-8") as handle:
-        order = -1
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            order += 1
-            if only is not None and order not in only:
-                yield number, None
-                continue
-            try:
-                line: object = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise ConfigurationError(f"{path} line {number} is not valid JSON: {exc}") from exc
-            if not isinstance(line, dict):
-                raise ConfigurationError(f"{path} line {number} is not a JSON object")
-            yield number, line  # pyright: ignore[reportUnknownVariableType]

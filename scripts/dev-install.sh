@@ -6,8 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # The report tests drive Debian's headless Chromium through selenium; nothing is downloaded at test time.
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
-    sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-    $sudo_cmd apt-get install -y --no-install-recommends chromium chromium-driver
+    if command -v apt-get >/dev/null; then
+        as_root=""; [ "$(id -u)" -eq 0 ] || as_root="sudo"
+        $as_root apt-get install -y --no-install-recommends chromium chromium-driver \
+            || { $as_root apt-get update && $as_root apt-get install -y --no-install-recommends chromium chromium-driver; }
+    else
+        echo "note: no apt-get here; install chromium and chromedriver, or the report's browser tests are skipped" >&2
+    fi
 fi
 venv="${VENV:-.venv}"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"

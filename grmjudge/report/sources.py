@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from grmjudge.eval.calls import journal_passes, json_objects, labelled_best, newest_lines
 from grmjudge.eval.items import LoadedBenchmark
@@ -22,7 +22,7 @@ from grmjudge.report.items import ItemView, item_view
 
 @dataclass(frozen=True)
 class Texts:
-    """What the judge was shown for an item: the query (one line per message) and the responses."""
+    """What the judge was shown for an item: the query (one paragraph per message) and the responses."""
 
     query: str
     responses: tuple[str, ...]
@@ -31,7 +31,6 @@ class Texts:
 class Run(Protocol):
     """A run to report on: its items streamed in file order, and the texts of the items the page shows."""
 
-    kind: Literal["score", "eval"]
     notes: list[str]
     results: dict[str, Any] | None
 
@@ -89,7 +88,6 @@ class ScoreRun:
 
     path: Path
     inputs: Path | None
-    kind: Literal["score", "eval"] = "score"
     results: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list[str])
 
@@ -148,7 +146,6 @@ class EvalRun:
     pass_name: str
     results: dict[str, Any] | None
     benchmark: LoadedBenchmark | None
-    kind: Literal["score", "eval"] = "eval"
     notes: list[str] = field(default_factory=list[str])
 
     @classmethod

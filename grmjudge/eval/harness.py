@@ -89,7 +89,7 @@ def _finish(
     for setting in plan_settings(ks, meta=meta, draws=opts.draws, adaptive=adaptive):
         records = done["greedy" if setting.kind == "greedy" else "sampled"]
         scores.append(score_setting(benchmark, setting, records, plan))
-    position = {p.name: _position(directory / JOURNAL, p.name, labels) for p in passes} if passes else {}
+    position = {p.name: _position(directory / JOURNAL, p.name, labels) for p in passes}
     report = build_report(judge, benchmark, ks, opts, policy, passes, counts, scores, position)
     (directory / RESULTS).write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
     write_markdown(report, directory / TABLES)

@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import anyio.to_thread
-from pydantic import BaseModel, ConfigDict, Field
 
-from grmjudge.adaptive import AdaptivePolicy
+from grmjudge.eval.calls import labelled_best, newest_lines
+from grmjudge.eval.identity import judge_identity, sampling_identity
 from grmjudge.eval.items import LoadedBenchmark
 from grmjudge.eval.journal import fingerprint, read_journal
-from grmjudge.eval.outcomes import TiePolicy, resolve_policy
+from grmjudge.eval.options import EvalOptions
+from grmjudge.eval.outcomes import resolve_policy
 from grmjudge.eval.plot import write_compute_plot, write_plot
+from grmjudge.eval.position import PositionBias, PositionTally
 from grmjudge.eval.progress import PassCounts, Progress
 from grmjudge.eval.report import EvalReport, build_report, write_markdown
 from grmjudge.eval.runner import AnyJudge, PassPlan, RunOptions, run_pass
@@ -34,25 +36,6 @@ RESULTS = "results.json"
 TABLES = "results.md"
 PLOT = "scaling.png"
 COMPUTE_PLOT = "compute.png"
-
-
-class EvalOptions(BaseModel):
-    """How a benchmark is scored and run, besides the judge and k.
-
-    ``draws`` random k-subsets of the sampled pass are averaged for each k below the largest; ``bootstrap``
-    resamples give every number a 95% interval (0 turns them off). ``adaptive`` adds Adaptive@k (and
-    Adaptive-MetaRM@k) at the largest k, replayed on the sampled pass, with their samples per item.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    tie_policy: TiePolicy = TiePolicy.OFFICIAL
-    draws: int = Field(default=16, ge=1)
-    bootstrap: int = Field(default=1000, ge=0)
-    concurrency: int = Field(default=16, ge=1)
-    texts: bool = True
-    progress_every: float = Field(default=5.0, gt=0)
-    adaptive: AdaptivePolicy | None = None
 
 
 async def evaluate(
@@ -101,17 +84,30 @@ def _finish(
     shuffle = judge.settings.shuffle if isinstance(judge, Judge) else ShuffleMode.NONE
     plan = ScoringPlan(policy, _seed(judge), _k_meta(judge), opts.bootstrap, opts.adaptive, shuffle)
     scores: list[SettingScore] = []
+    labels = labelled_best(benchmark)
     adaptive = opts.adaptive is not None and isinstance(judge, Judge)
     for setting in plan_settings(ks, meta=meta, draws=opts.draws, adaptive=adaptive):
         records = done["greedy" if setting.kind == "greedy" else "sampled"]
         scores.append(score_setting(benchmark, setting, records, plan))
-    report = build_report(judge, benchmark, ks, opts, policy, passes, counts, scores)
+    position = {p.name: _position(directory / JOURNAL, p.name, labels) for p in passes}
+    report = build_report(judge, benchmark, ks, opts, policy, passes, counts, scores, position)
     (directory / RESULTS).write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
     write_markdown(report, directory / TABLES)
     write_plot(report, directory / PLOT)
     if any(s.kind.startswith("adaptive") for s in report.settings.values()):
         write_compute_plot(report, directory / COMPUTE_PLOT)
     return report
+
+
+def _position(journal: Path, pass_name: str, labels: dict[str, int]) -> PositionBias:
+    """The pass's position-bias figures, from the orders its samples were shown in."""
+    tally = PositionTally()
+    for line in newest_lines(journal, pass_name):
+        result: Any = line.get("result")
+        if result is not None:
+            samples: list[Any] = result["samples"]
+            tally.add(((s["permutation"], s["scores"]) for s in samples), labels.get(str(line["call_id"])))
+    return tally.figures()
 
 
 def _check_ks(judge: AnyJudge, ks: Sequence[int]) -> list[int]:
@@ -137,37 +133,6 @@ def _plan_passes(judge: AnyJudge, benchmark: LoadedBenchmark, ks: list[int]) -> 
 def _pass(name: str, k: int, meta: bool, settings: Any, base: dict[str, Any]) -> PassPlan:
     parts = {**base, "pass": name, "k": k, "meta": meta, "settings": sampling_identity(settings, k)}
     return PassPlan(name, k, meta, settings, fingerprint(parts))
-
-
-def sampling_identity(settings: Any, k: int) -> dict[str, Any] | None:
-    """The sampling parameters that determine a pass's samples (``None`` for a scalar RM)."""
-    if settings is None:
-        return None
-    return {
-        "template_id": settings.template.id,
-        "template_hash": settings.template.hash,
-        "temperature": settings.temperature_for(k),
-        "top_p": settings.top_p,
-        "max_tokens": settings.max_tokens,
-        "shuffle": settings.shuffle.value,
-        "seed": settings.seed,
-        "k_meta": settings.k_meta,
-        "max_resample_rounds": settings.max_resample_rounds,
-        "extra_body": dict(settings.extra_body or {}),
-    }
-
-
-def judge_identity(judge: AnyJudge) -> dict[str, Any]:
-    """What the judge is, for provenance: kind, backend, model, meta scorer (no URLs, no keys)."""
-    if isinstance(judge, Judge):
-        meta = judge.meta
-        return {
-            "type": "grm",
-            "backend": judge.backend.name,
-            "model": judge.backend.model,
-            "meta": None if meta is None else {"type": type(meta).__name__, "model": getattr(meta, "model", None)},
-        }
-    return {"type": "scalar", "backend": judge.classifier.name, "model": judge.classifier.model, "seed": judge.seed}
 
 
 def _data_identity(benchmark: LoadedBenchmark) -> dict[str, Any]:

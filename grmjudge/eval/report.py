@@ -14,14 +14,16 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from grmjudge._version import __version__
+from grmjudge.eval.identity import judge_identity, sampling_identity
 from grmjudge.eval.items import DataSource, LoadedBenchmark
 from grmjudge.eval.outcomes import TiePolicy
+from grmjudge.eval.position import PositionBias
 from grmjudge.eval.progress import PassCounts
 from grmjudge.eval.scorecards import PAPER_COLUMNS
 from grmjudge.eval.scoring import CI_LEVEL, SettingScore, percentile_interval
 
 if TYPE_CHECKING:
-    from grmjudge.eval.harness import EvalOptions
+    from grmjudge.eval.options import EvalOptions
     from grmjudge.eval.runner import AnyJudge, PassPlan
 
 TITLES = {
@@ -123,6 +125,7 @@ class EvalReport(BaseModel):
     passes: dict[str, PassReport]
     settings: dict[str, SettingReport]
     curve: dict[str, list[CurvePoint]]
+    position: dict[str, PositionBias] = {}
 
 
 def build_report(
@@ -134,10 +137,9 @@ def build_report(
     passes: Sequence[PassPlan],
     counts: Mapping[str, PassCounts],
     scores: Sequence[SettingScore],
+    position: Mapping[str, PositionBias] | None = None,
 ) -> EvalReport:
     """Assemble the report; ``settings`` holds greedy and every requested k, ``curve`` every computed k."""
-    from grmjudge.eval.harness import judge_identity, sampling_identity
-
     by_pass = {p.name: p for p in passes}
     judge_info = judge_identity(judge)
     settings: dict[str, SettingReport] = {}
@@ -176,6 +178,7 @@ def build_report(
         passes={name: _pass_report(by_pass[name], c) for name, c in counts.items()},
         settings=settings,
         curve=curve,
+        position=dict(position or {}),
     )
 
 
@@ -325,6 +328,7 @@ def markdown(report: EvalReport) -> list[str]:
     lines += _subset_table(report)
     lines += _curve_table(report)
     lines += _compute_table(report)
+    lines += _position_tables(report)
     return lines
 
 
@@ -397,6 +401,50 @@ def _compute_table(report: EvalReport) -> list[str]:
     about = ", ".join(f"{key} {value}" for key, value in policy.items())
     header = ["Setting", "Samples per item", report.column, "Δ vs fixed k (points)"]
     return ["## Accuracy per compute", "", f"Adaptive policy: {about}.", "", *table(header, rows), ""]
+
+
+def _position_tables(report: EvalReport) -> list[str]:
+    """Per pass: wins by shown position, flip rates and accuracy by the labelled best's position."""
+    lines: list[str] = []
+    for name, bias in report.position.items():
+        if not bias.rows:
+            continue
+        lines += [f"### Pass `{name}`", ""]
+        width = max(row.n for row in bias.rows)
+        positions = [f"pos {i + 1}" for i in range(width)]
+        rows = [
+            [str(row.n), "wins", str(row.decisive), str(row.ties), *_shares(row.win_share, width)] for row in bias.rows
+        ]
+        rows += [
+            [
+                str(row.n),
+                "right when best shown here",
+                str(sum(row.labelled)),
+                "",
+                *_shares(row.accuracy_by_label_position, width),
+            ]
+            for row in bias.rows
+            if sum(row.labelled)
+        ]
+        lines += [*table(["Responses", "Share", "Samples", "Ties", *positions], rows), ""]
+        lines += [
+            f"Flip rate: {_share_text(bias.flip_across_orders)} of {bias.pairs_across_orders} sample pairs shown in "
+            f"different orders pick different winners; {_share_text(bias.flip_within_order)} of "
+            f"{bias.pairs_within_order} pairs shown in the same order (the sampling noise).",
+            "",
+        ]
+    if not lines:
+        return []
+    about = "From the shuffled samples themselves, valid samples only; without a bias each position wins 1/n."
+    return ["## Position bias", "", about, "", *lines]
+
+
+def _share_text(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def _shares(values: Sequence[float | None], width: int) -> list[str]:
+    return [_share_text(v) for v in values] + ["–"] * (width - len(values))
 
 
 def _mean(number: Number | None) -> str:

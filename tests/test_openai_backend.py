@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
@@ -36,8 +35,8 @@ from grmjudge import (
     ServerError,
     ShuffleMode,
 )
-from grmjudge.backends import OpenAIBackend, _http
-from grmjudge.backends._http import AiohttpTransport, HttpxTransport, parse_retry_after
+from grmjudge.backends import OpenAIBackend, http
+from grmjudge.backends.http import AiohttpTransport, parse_retry_after
 from grmjudge.testing.fake_openai import FakeOpenAIServer, FakeRequest, default_judgement
 
 from .scripted_http import MockClient, Script, Step, raise_read_timeout, recorder
@@ -759,20 +758,10 @@ async def test_jittered_backoff_stays_within_half_to_full_delay(mock_client: Moc
 
 @pytest.mark.anyio
 async def test_default_transport_is_aiohttp() -> None:
-    transport = _http.default_transport(timeout=12.0, max_connections=7)
+    transport = http.default_transport(timeout=12.0, max_connections=7)
     assert isinstance(transport, AiohttpTransport)
     await transport.aclose()
     assert transport.closed
-
-
-@pytest.mark.anyio
-async def test_default_transport_falls_back_to_httpx_without_aiohttp(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "aiohttp", None)
-    transport = _http.default_transport(timeout=12.0, max_connections=7)
-    assert isinstance(transport, HttpxTransport)
-    assert transport.client.timeout == httpx.Timeout(12.0)
-    await transport.aclose()
-    assert transport.client.is_closed
 
 
 # ---------------------------------------------------------------- the default client over real TCP
@@ -786,15 +775,8 @@ def tcp_server() -> Iterator[str]:
         yield server.base_url
 
 
-@pytest.fixture(params=["aiohttp", "httpx"])
-def default_transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "httpx":
-        monkeypatch.setitem(sys.modules, "aiohttp", None)
-    return request.param
-
-
 @pytest.mark.anyio
-async def test_judge_over_tcp_with_the_default_client(tcp_server: str, default_transport: str) -> None:
+async def test_judge_over_tcp_with_the_default_client(tcp_server: str) -> None:
     items = [{"query": f"Question {i}?", "responses": [A * (1 + i % 3), B + "!" * i]} for i in range(20)]
     async with Judge(OpenAIBackend(tcp_server, MODEL, api_key=SECRET)) as judge:
         results = await judge.score_many(items, k=8, concurrency=8)
@@ -808,7 +790,7 @@ async def test_judge_over_tcp_with_the_default_client(tcp_server: str, default_t
 
 
 @pytest.mark.anyio
-async def test_refused_connection_is_a_connection_error_not_a_timeout(default_transport: str) -> None:
+async def test_refused_connection_is_a_connection_error_not_a_timeout() -> None:
     waits, sleep = recorder()
     backend = OpenAIBackend(f"http://127.0.0.1:{free_port()}/v1", MODEL, retry=RetryPolicy(sleep=sleep))
     try:
@@ -853,7 +835,7 @@ async def test_aiohttp_errors_masked_as_timeouts_are_told_apart(
 
 
 @pytest.mark.anyio
-async def test_silent_server_is_a_timeout(default_transport: str) -> None:
+async def test_silent_server_is_a_timeout() -> None:
     waits, sleep = recorder()
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
@@ -878,7 +860,7 @@ async def test_silent_server_is_a_timeout(default_transport: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_a_reply_that_is_not_http_is_a_connection_error_even_through_a_batch(default_transport: str) -> None:
+async def test_a_reply_that_is_not_http_is_a_connection_error_even_through_a_batch() -> None:
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
 

@@ -7,6 +7,8 @@ Importing this package loads no ML framework; heavy backends live in their own m
 
 from grmjudge._version import __version__
 from grmjudge.adaptive import AdaptivePolicy
+from grmjudge.backends.http import RetryPolicy
+from grmjudge.backends.limits import RateLimits
 from grmjudge.exceptions import (
     AuthenticationError,
     BackendConnectionError,
@@ -43,9 +45,9 @@ from grmjudge.results import (
     SampleError,
     ScoreResult,
 )
-from grmjudge.settings import JudgeSettings, RetryPolicy, ShuffleMode
+from grmjudge.settings import JudgeSettings
 from grmjudge.types import Completion, Generation, GenerationRequest, Message, Usage
-from grmjudge.voting import ResponseSpread
+from grmjudge.voting import ResponseSpread, ShuffleMode
 
 __all__ = [
     "DEFAULT_TEMPLATE",
@@ -85,6 +87,7 @@ __all__ = [
     "PromptTemplate",
     "Provenance",
     "RateLimitError",
+    "RateLimits",
     "ResponseSpread",
     "RetryPolicy",
     "Sample",

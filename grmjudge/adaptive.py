@@ -16,8 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from grmjudge.settings import ShuffleMode
-from grmjudge.voting import select_by_meta
+from grmjudge.voting import ShuffleMode, select_by_meta
 
 StopReason = Literal["settled", "k_reached"]
 

@@ -1,10 +1,8 @@
 """ChatClassifier: score whole chats with a one-label sequence classifier (a scalar reward model).
 
-Meta RMs (METHOD.md §8) and scalar reward models are the same kind of model: a transformer with a scalar
-head that reads a chat, rendered with the model's own chat template, and returns one unbounded logit. This
-module holds the interface and the adapter that turns any classifier into a
-:class:`~grmjudge.meta.MetaScorer`. The two implementations live in their own modules and are loaded on
-first use, so importing this one stays light:
+Meta RMs (METHOD.md §8) and scalar reward models are the same kind of model, so the classifiers live with
+the meta RMs in ``grmjudge.meta``; this module gathers the classifier names in one place. The
+implementations are loaded on first use, so importing this module stays light:
 
 - ``TransformersChatClassifier``: a local ``AutoModelForSequenceClassification`` (extra ``hf``);
 - ``HTTPChatClassifier``: a classifier served by vLLM, over its ``/classify`` endpoint.
@@ -12,20 +10,13 @@ first use, so importing this one stays light:
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict
-
-from grmjudge._lifecycle import Closable
-from grmjudge.exceptions import InputTooLongError, InvalidInputError
-from grmjudge.meta import MetaInput, MetaScorer
-from grmjudge.types import Message, Usage
+from grmjudge.meta.base import ChatClassifier, ChatScores, ClassifierMetaScorer, InputTooLongError, check_chats
 
 if TYPE_CHECKING:
-    from grmjudge._classifier_hf import TransformersChatClassifier
-    from grmjudge._classifier_http import HTTPChatClassifier
+    from grmjudge.meta.http import HTTPChatClassifier
+    from grmjudge.meta.transformers import TransformersChatClassifier
 
 __all__ = [
     "ChatClassifier",
@@ -34,86 +25,18 @@ __all__ = [
     "HTTPChatClassifier",
     "InputTooLongError",
     "TransformersChatClassifier",
+    "check_chats",
 ]
-
-
-class ChatScores(BaseModel):
-    """One raw logit per chat, in call order, and what producing them cost.
-
-    ``usage.requests`` counts model calls (HTTP requests, or local forward batches) and ``prompt_tokens``
-    the tokens read; a classifier generates nothing, so ``completion_tokens`` is 0.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    scores: tuple[float, ...]
-    usage: Usage
-
-
-class ChatClassifier(Closable, ABC):
-    """Scores chats with a one-label sequence classifier: one unbounded logit per chat, higher is better.
-
-    The chat is rendered with the model's own chat template, without a generation prompt (the last turn is
-    the one being rated). Classifiers are async context managers; :meth:`aclose` releases what they created.
-    """
-
-    name: ClassVar[str] = "classifier"
-    model: str = "unknown"
-
-    @abstractmethod
-    async def classify(self, chats: Sequence[Sequence[Message]]) -> ChatScores:
-        """Score every chat; raises :class:`InputTooLongError` for a chat longer than the context."""
-
-    async def score_chats(self, chats: Sequence[Sequence[Message]]) -> list[float]:
-        """One raw logit (no sigmoid) per chat, in order."""
-        return list((await self.classify(chats)).scores)
-
-
-def check_chats(chats: Sequence[Sequence[Message]]) -> list[tuple[Message, ...]]:
-    """The chats as tuples, or :class:`InvalidInputError` naming the first empty or malformed one."""
-    if isinstance(chats, str) or not isinstance(chats, Sequence):  # pyright: ignore[reportUnnecessaryIsInstance]
-        raise InvalidInputError("chats must be a list of chats (each a list of messages)")
-    checked: list[tuple[Message, ...]] = []
-    for index, chat in enumerate(chats):
-        messages = tuple(chat)
-        if not messages:
-            raise InvalidInputError(f"chats[{index}] is empty: a classifier needs at least one message")
-        for message in messages:
-            if not isinstance(message, Message):  # pyright: ignore[reportUnnecessaryIsInstance]
-                raise InvalidInputError(f"chats[{index}] holds a {type(message).__name__}, not a Message")
-        checked.append(messages)
-    return checked
-
-
-class ClassifierMetaScorer(MetaScorer):
-    """Any :class:`ChatClassifier` as a meta RM: each judgement is rated as the chat ``MetaInput.messages``.
-
-    That chat is the meta template as the user turn and the judgement as the assistant turn (METHOD.md §8).
-    The classifier is closed with the scorer.
-    """
-
-    def __init__(self, classifier: ChatClassifier) -> None:
-        self.classifier = classifier
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.classifier!r})"
-
-    async def score(self, inputs: Sequence[MetaInput]) -> list[float]:
-        return await self.classifier.score_chats([item.messages for item in inputs])
-
-    async def aclose(self) -> None:
-        await self.classifier.aclose()
-        await super().aclose()
 
 
 def __getattr__(name: str) -> Any:
     """Load the implementations on first use: the local one needs torch and transformers."""
     if name == "TransformersChatClassifier":
-        from grmjudge._classifier_hf import TransformersChatClassifier
+        from grmjudge.meta.transformers import TransformersChatClassifier
 
         return TransformersChatClassifier
     if name == "HTTPChatClassifier":
-        from grmjudge._classifier_http import HTTPChatClassifier
+        from grmjudge.meta.http import HTTPChatClassifier
 
         return HTTPChatClassifier
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

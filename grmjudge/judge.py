@@ -25,9 +25,9 @@ from grmjudge._runtime import ReceiveStream, runs_on_runtime, stream_on_runtime
 from grmjudge._sampling import SamplingJob, collect_samples
 from grmjudge._version import __version__
 from grmjudge.adaptive import AdaptivePlan, AdaptivePolicy
-from grmjudge.backends._limits import RetryBudget, current_retry_budget
-from grmjudge.backends._spec import backend_from_spec
+from grmjudge.backends import backend_from_spec
 from grmjudge.backends.base import Backend
+from grmjudge.backends.limits import RetryBudget, current_retry_budget
 from grmjudge.cache import SampleCache
 from grmjudge.exceptions import ConfigurationError, NoVerdictError
 from grmjudge.meta import MetaInput, MetaScorer

@@ -50,7 +50,7 @@ class ScalarJudge(JudgeFacade):
     @classmethod
     def from_transformers(cls, model: str | os.PathLike[str] | Any, *, seed: int = 0, **kw: Any) -> ScalarJudge:
         """A judge over a local one-label classifier; ``kw`` goes to ``TransformersChatClassifier``."""
-        from grmjudge._classifier_hf import TransformersChatClassifier
+        from grmjudge.meta.transformers import TransformersChatClassifier
 
         return cls(TransformersChatClassifier(model, **kw), seed=seed)
 
@@ -59,7 +59,7 @@ class ScalarJudge(JudgeFacade):
         cls, base_url: str, model: str, api_key: str | None = None, *, seed: int = 0, **kw: Any
     ) -> ScalarJudge:
         """A judge over a classifier served by vLLM; ``kw`` goes to ``HTTPChatClassifier``."""
-        from grmjudge._classifier_http import HTTPChatClassifier
+        from grmjudge.meta.http import HTTPChatClassifier
 
         return cls(HTTPChatClassifier(base_url, model, api_key, **kw), seed=seed)
 

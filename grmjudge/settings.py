@@ -1,65 +1,16 @@
-"""Frozen, typed settings: how a judge samples and votes, and how backends retry."""
+"""Frozen, typed settings of a judge: how it samples and votes (backends carry their own retry settings)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from enum import StrEnum
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from grmjudge.prompts import DEFAULT_TEMPLATE, PromptTemplate
+from grmjudge.voting import ShuffleMode
 
-Sleep = Callable[[float], Awaitable[None]]
-
-
-class ShuffleMode(StrEnum):
-    """How the response order is permuted before each sample.
-
-    ``balanced``: cyclic rotations of one seeded random order, so each response sits in each position equally
-    often when k is a multiple of n (two responses, k=8: four samples per order). Few distinct orders also
-    means few requests. ``random``: an independent random permutation per sample, as in the paper.
-    ``none``: the caller's order for every sample.
-    """
-
-    BALANCED = "balanced"
-    RANDOM = "random"
-    NONE = "none"
-
-
-class RetryPolicy(BaseModel):
-    """Transport retries for one backend request.
-
-    Connection errors, timeouts and 408/409/429/5xx are retried with exponential, jittered backoff; a server's
-    ``Retry-After`` is honoured up to ``max_retry_after`` seconds. Other 4xx answers are not retried.
-    ``sleep`` replaces ``anyio.sleep`` (tests inject a recorder instead of waiting).
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_retries: int = Field(default=2, ge=0)
-    initial_backoff: float = Field(default=0.5, ge=0.0)
-    max_backoff: float = Field(default=8.0, ge=0.0)
-    max_retry_after: float = Field(default=60.0, ge=0.0)
-    jitter: bool = True
-    sleep: Sleep | None = Field(default=None, exclude=True)
-
-
-class RateLimits(BaseModel):
-    """Client-side flow control for an HTTP backend.
-
-    ``requests_per_minute`` and ``tokens_per_minute`` are token buckets (tokens estimated before sending as
-    prompt characters / 4 + ``max_tokens`` x ``n``). With ``adaptive``, the requests in flight are halved on
-    each 429/503 (at most once a second) and grow back by one per round of successes, never below
-    ``min_concurrency``.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    requests_per_minute: float | None = Field(default=None, gt=0)
-    tokens_per_minute: float | None = Field(default=None, gt=0)
-    adaptive: bool = True
-    min_concurrency: int = Field(default=1, ge=1)
+__all__ = ["JudgeSettings", "ShuffleMode"]
 
 
 class JudgeSettings(BaseModel):

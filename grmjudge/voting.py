@@ -10,10 +10,24 @@ import hashlib
 import math
 import random
 from collections.abc import Mapping, Sequence
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from grmjudge.settings import ShuffleMode
+
+class ShuffleMode(StrEnum):
+    """How the response order is permuted before each sample.
+
+    ``balanced``: cyclic rotations of one seeded random order, so each response sits in each position equally
+    often when k is a multiple of n (two responses, k=8: four samples per order). Few distinct orders also
+    means few requests. ``random``: an independent random permutation per sample, as in the paper.
+    ``none``: the caller's order for every sample.
+    """
+
+    BALANCED = "balanced"
+    RANDOM = "random"
+    NONE = "none"
+
 
 Permutation = tuple[int, ...]
 

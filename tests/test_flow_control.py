@@ -12,9 +12,8 @@ import pytest
 
 from grmjudge import Judge, JudgeSettings, RetryPolicy
 from grmjudge.backends import OpenAIBackend
-from grmjudge.backends._limits import AdaptiveConcurrency, RequestGate, TokenBucket
 from grmjudge.backends._replicas import ReplicaPool
-from grmjudge.settings import RateLimits
+from grmjudge.backends.limits import AdaptiveConcurrency, RateLimits, RequestGate, TokenBucket
 from grmjudge.testing.fake_openai import FakeOpenAIServer
 
 from .servers import serve

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
@@ -36,8 +35,8 @@ from grmjudge import (
     ServerError,
     ShuffleMode,
 )
-from grmjudge.backends import OpenAIBackend, _http
-from grmjudge.backends._http import AiohttpTransport, HttpxTransport, parse_retry_after
+from grmjudge.backends import OpenAIBackend, http
+from grmjudge.backends.http import AiohttpTransport, parse_retry_after
 from grmjudge.testing.fake_openai import FakeOpenAIServer, FakeRequest, default_judgement
 
 from .scripted_http import MockClient, Script, Step, raise_read_timeout, recorder
@@ -754,20 +753,10 @@ async def test_jittered_backoff_stays_within_half_to_full_delay(mock_client: Moc
 
 @pytest.mark.anyio
 async def test_default_transport_is_aiohttp() -> None:
-    transport = _http.default_transport(timeout=12.0, max_connections=7)
+    transport = http.default_transport(timeout=12.0, max_connections=7)
     assert isinstance(transport, AiohttpTransport)
     await transport.aclose()
     assert transport.closed
-
-
-@pytest.mark.anyio
-async def test_default_transport_falls_back_to_httpx_without_aiohttp(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "aiohttp", None)
-    transport = _http.default_transport(timeout=12.0, max_connections=7)
-    assert isinstance(transport, HttpxTransport)
-    assert transport.client.timeout == httpx.Timeout(12.0)
-    await transport.aclose()
-    assert transport.client.is_closed
 
 
 # ---------------------------------------------------------------- the default client over real TCP
@@ -781,20 +770,28 @@ def tcp_server() -> Iterator[str]:
         yield server.base_url
 
 
-@pytest.fixture(params=["aiohttp", "httpx"])
-def default_transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "httpx":
-        monkeypatch.setitem(sys.modules, "aiohttp", None)
-    return request.param
+CLIENTS = ["aiohttp", "httpx"]
+"""Over real TCP: the backend's own aiohttp session, and a caller's plain httpx client."""
+
+
+def caller_client(kind: str, timeout: float = 30.0) -> httpx.AsyncClient | None:
+    """``None`` for the backend's own aiohttp session, else a caller's httpx client (used as is, never closed)."""
+    return httpx.AsyncClient(timeout=timeout) if kind == "httpx" else None
 
 
 @pytest.mark.anyio
-async def test_judge_over_tcp_with_the_default_client(tcp_server: str, default_transport: str) -> None:
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_judge_over_tcp_with_the_default_client(tcp_server: str, kind: str) -> None:
     items = [{"query": f"Question {i}?", "responses": [A * (1 + i % 3), B + "!" * i]} for i in range(20)]
-    async with Judge(OpenAIBackend(tcp_server, MODEL, api_key=SECRET)) as judge:
+    client = caller_client(kind)
+    async with Judge(OpenAIBackend(tcp_server, MODEL, api_key=SECRET, http_client=client)) as judge:
         results = await judge.score_many(items, k=8, concurrency=8)
         transport = judge.backend.http.transport()  # pyright: ignore[reportAttributeAccessIssue]
-    assert transport.closed
+    if client is None:
+        assert transport.closed
+    else:
+        assert not client.is_closed  # a caller's client is left open
+        await client.aclose()
     assert len(results) == 20
     for item, batch in zip(items, results, strict=True):
         assert batch.result is not None
@@ -803,14 +800,19 @@ async def test_judge_over_tcp_with_the_default_client(tcp_server: str, default_t
 
 
 @pytest.mark.anyio
-async def test_refused_connection_is_a_connection_error_not_a_timeout(default_transport: str) -> None:
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_refused_connection_is_a_connection_error_not_a_timeout(kind: str) -> None:
     waits, sleep = recorder()
-    backend = OpenAIBackend(f"http://127.0.0.1:{free_port()}/v1", MODEL, retry=RetryPolicy(sleep=sleep))
+    client = caller_client(kind)
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    backend = OpenAIBackend(url, MODEL, retry=RetryPolicy(sleep=sleep), http_client=client)
     try:
         with pytest.raises(BackendConnectionError) as caught:
             await backend.generate(user_request())
     finally:
         await backend.aclose()
+        if client is not None:
+            await client.aclose()
     assert type(caught.value) is BackendConnectionError
     assert "timed out" not in str(caught.value)
     assert len(waits) == 2  # retried like any connection error
@@ -848,8 +850,10 @@ async def test_aiohttp_errors_masked_as_timeouts_are_told_apart(
 
 
 @pytest.mark.anyio
-async def test_silent_server_is_a_timeout(default_transport: str) -> None:
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_silent_server_is_a_timeout(kind: str) -> None:
     waits, sleep = recorder()
+    client = caller_client(kind, timeout=0.2)
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
 
@@ -859,21 +863,24 @@ async def test_silent_server_is_a_timeout(default_transport: str) -> None:
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(listener.serve, hold)
-        backend = OpenAIBackend(
-            f"http://127.0.0.1:{port}/v1", MODEL, timeout=0.2, retry=RetryPolicy(max_retries=1, sleep=sleep)
-        )
+        retry = RetryPolicy(max_retries=1, sleep=sleep)
+        backend = OpenAIBackend(f"http://127.0.0.1:{port}/v1", MODEL, timeout=0.2, retry=retry, http_client=client)
         try:
             with pytest.raises(BackendTimeoutError, match="timed out"):
                 await backend.generate(user_request())
         finally:
             await backend.aclose()
+            if client is not None:
+                await client.aclose()
             tg.cancel_scope.cancel()
     await listener.aclose()
     assert len(waits) == 1
 
 
 @pytest.mark.anyio
-async def test_a_reply_that_is_not_http_is_a_connection_error_even_through_a_batch(default_transport: str) -> None:
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_a_reply_that_is_not_http_is_a_connection_error_even_through_a_batch(kind: str) -> None:
+    client = caller_client(kind)
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
 
@@ -885,13 +892,16 @@ async def test_a_reply_that_is_not_http_is_a_connection_error_even_through_a_bat
     waits, sleep = recorder()
     async with anyio.create_task_group() as tg:
         tg.start_soon(listener.serve, garbage)
-        backend = OpenAIBackend(f"http://127.0.0.1:{port}/v1", MODEL, retry=RetryPolicy(max_retries=0, sleep=sleep))
+        retry = RetryPolicy(max_retries=0, sleep=sleep)
+        backend = OpenAIBackend(f"http://127.0.0.1:{port}/v1", MODEL, retry=retry, http_client=client)
         try:
             with pytest.raises(BackendConnectionError):
                 await backend.generate(user_request())
             batch = await Judge(backend).score_many([{"query": QUERY, "responses": [A, B]}] * 2, k=2)
         finally:
             await backend.aclose()
+            if client is not None:
+                await client.aclose()
             tg.cancel_scope.cancel()
     await listener.aclose()
     for item in batch:

@@ -22,6 +22,7 @@ from grmjudge._redact import MARK, Redactor, header_secrets, prefix_run, redact
 from grmjudge.backends import OpenAIBackend
 from grmjudge.backends.anthropic import AnthropicBackend
 from grmjudge.backends.base import Backend
+from grmjudge.backends.http import RetryPolicy
 from grmjudge.cache import SQLiteCache
 from grmjudge.classifier import HTTPChatClassifier
 from grmjudge.exceptions import (
@@ -31,7 +32,6 @@ from grmjudge.exceptions import (
     RateLimitError,
     ServerError,
 )
-from grmjudge.settings import RetryPolicy
 from grmjudge.types import GenerationRequest, Message
 from tests.echo_server import leaked, straddling_error
 from tests.servers import LocalServer, serve

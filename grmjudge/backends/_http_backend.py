@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 
-from grmjudge.backends._http import HTTPClient
 from grmjudge.backends.base import Backend
-from grmjudge.settings import RateLimits, RetryPolicy
+from grmjudge.backends.http import HTTPClient, RetryPolicy
+from grmjudge.backends.limits import RateLimits
 from grmjudge.types import GenerationRequest
 
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from grmjudge.backends._limits import Clock
+from grmjudge.backends.limits import Clock
 from grmjudge.exceptions import ConfigurationError
 
 

@@ -9,9 +9,10 @@ from typing import Any, ClassVar, TypeGuard, cast
 import httpx
 
 from grmjudge.backends._http_backend import HTTPBackend
-from grmjudge.backends._urls import check_base_url, masked_url
+from grmjudge.backends.http import RetryPolicy
+from grmjudge.backends.limits import RateLimits
+from grmjudge.backends.urls import check_base_url, masked_url
 from grmjudge.exceptions import BackendResponseError, ConfigurationError, InvalidInputError
-from grmjudge.settings import RateLimits, RetryPolicy
 from grmjudge.types import Completion, FinishReason, Generation, GenerationRequest, Message, Usage
 
 MESSAGES_PATH = "/v1/messages"

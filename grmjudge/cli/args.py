@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from grmjudge.backends._urls import url_problem
+from grmjudge.backends.urls import url_problem
 
 
 def positive_int(text: str) -> int:

@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from grmjudge.backends._spec import backend_from_spec
+from grmjudge.backends import backend_from_spec
 from grmjudge.backends.base import Backend
+from grmjudge.backends.limits import RateLimits
 from grmjudge.meta import MetaScorer, meta_from_spec
-from grmjudge.settings import JudgeSettings, RateLimits
+from grmjudge.settings import JudgeSettings
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ CHATML_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
-"""ChatML, offered for base models that ship without a chat template (``--chat_template chatml``)."""
+"""ChatML, offered for base models that ship without a chat template (``--chat-template chatml``)."""
 
 
 @dataclass
@@ -51,9 +51,9 @@ class ModelOptions:
     def check_model_options(self) -> None:
         """Cross-field checks, called from the trainer config's ``__post_init__``."""
         if self.model_name_or_path is None:
-            raise ConfigurationError("--model_name_or_path is required")
+            raise ConfigurationError("--model-name-or-path is required")
         if self.use_peft and self.lora_r < 1:
-            raise ConfigurationError("--lora_r must be at least 1")
+            raise ConfigurationError("--lora-r must be at least 1")
 
     def model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``from_pretrained``."""
@@ -84,7 +84,7 @@ class ModelOptions:
             tokenizer.chat_template = _template_text(self.chat_template)
         if not getattr(tokenizer, "chat_template", None):
             raise ConfigurationError(
-                f"the tokenizer of {self.model_name_or_path} has no chat template; pass --chat_template chatml "
+                f"the tokenizer of {self.model_name_or_path} has no chat template; pass --chat-template chatml "
                 "(or a Jinja file) so that training and inference render prompts the same way"
             )
         return tokenizer
@@ -95,7 +95,7 @@ def _template_text(spec: str) -> str:
         return CHATML_TEMPLATE
     path = Path(spec)
     if not path.is_file():
-        raise ConfigurationError(f"--chat_template must be 'chatml' or a Jinja file, got {spec!r}")
+        raise ConfigurationError(f"--chat-template must be 'chatml' or a Jinja file, got {spec!r}")
     return path.read_text(encoding="utf-8")
 
 

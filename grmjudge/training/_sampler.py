@@ -18,7 +18,7 @@ import anyio
 
 from grmjudge._runtime import runs_on_runtime
 from grmjudge._sampling import SamplingJob, collect_samples
-from grmjudge.backends._spec import backend_from_spec
+from grmjudge.backends import backend_from_spec
 from grmjudge.backends.base import Backend
 from grmjudge.exceptions import BackendError, ConfigurationError
 from grmjudge.prompts import DEFAULT_TEMPLATE, SINGLE_RESPONSE_TEMPLATE, PromptTemplate, judge_messages

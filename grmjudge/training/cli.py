@@ -1,13 +1,16 @@
 """``python -m grmjudge.training COMMAND`` (and ``grmjudge train COMMAND``): one command per SPCT stage.
 
-Each command's flags are the fields of its config dataclass (TRL's parser: ``--learning_rate 1e-5``,
-``--use_peft``, ``--no_merge_adapter``), and ``--config FILE`` reads a YAML or JSON mapping of the same
-names first, so flags given on the command line override the file. The trainer commands run under
+Each command's flags are the fields of its config dataclass (TRL's parser: ``--learning-rate 1e-5``,
+``--use-peft``, ``--no-merge-adapter``), spelled with dashes like ``grmjudge score``'s and ``grmjudge eval``'s;
+the underscore spellings TRL also accepts (``--learning_rate``) still work but are left out of ``--help``.
+``--config FILE`` reads a YAML or JSON mapping of the field names first, so flags given on the command line
+override the file. The trainer commands run under
 ``accelerate launch -m grmjudge.training ...`` for several GPUs.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
@@ -88,8 +91,26 @@ def parse_config(name: str, args: Sequence[str]) -> Any:
         prog=f"grmjudge train {name}",
         description=f"{COMMANDS[name].summary}. --config FILE reads flags from a YAML/JSON mapping first.",
     )
+    show_dashed_flags(parser)
     (config,) = parser.parse_args_and_config(list(args))
     return config
+
+
+class DashedHelpFormatter(argparse.HelpFormatter):
+    """Lists each flag in its dashed spelling only, where the parser also accepts an underscore one."""
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        dashed = [option for option in action.option_strings if "_" not in option]
+        if dashed and len(dashed) < len(action.option_strings):
+            action = argparse.Action(dashed, action.dest, action.nargs, metavar=action.metavar, choices=action.choices)
+        return super()._format_action_invocation(action)
+
+
+def show_dashed_flags(parser: argparse.ArgumentParser) -> None:
+    """Put the dashed spelling of every flag first (usage lines show the first) and hide the underscore one."""
+    for action in parser._actions:  # pyright: ignore[reportPrivateUsage]
+        action.option_strings = sorted(action.option_strings, key=lambda option: "_" in option)
+    parser.formatter_class = DashedHelpFormatter
 
 
 def _usage() -> str:

@@ -1,4 +1,4 @@
-"""Pieces every stage configuration shares: the dataclass-field helper, the data options and template lookup.
+"""Pieces every stage configuration shares: the dataclass-field helper, the data and sampling options, templates.
 
 Stage configs are dataclasses whose fields double as command-line flags and YAML keys (TRL's convention:
 ``metadata={"help": ...}``, parsed by ``trl.TrlParser``). The trainer configs subclass TRL's or
@@ -47,9 +47,9 @@ class DataOptions:
         if self.data is None:
             raise ConfigurationError("--data is required: a file of SPCT examples or a hub dataset id")
         if self.data_format not in FORMATS:
-            raise ConfigurationError(f"--data_format must be one of {', '.join(FORMATS)}, got {self.data_format!r}")
+            raise ConfigurationError(f"--data-format must be one of {', '.join(FORMATS)}, got {self.data_format!r}")
         if self.max_items is not None and self.max_items < 1:
-            raise ConfigurationError("--max_items must be at least 1")
+            raise ConfigurationError("--max-items must be at least 1")
 
     def load_data(self) -> LoadReport:
         """Load, convert and decontaminate the examples; bad rows raise a `DataError` listing all of them."""
@@ -65,6 +65,35 @@ class DataOptions:
         if self.max_items is not None:
             report.examples = report.examples[: self.max_items]
         return report
+
+
+@dataclass
+class SampleOptions(DataOptions):
+    """What the sampling stages (``rft-sample``, ``meta-sample``) share: where to write, the sampler, how to sample.
+
+    A stage redefines a field only to change its default (the output directory, the temperature).
+    """
+
+    output_dir: str = option(
+        "samples", "Directory for records.jsonl, the stage's data file, stats.json and run_card.json."
+    )
+    sampler: str | None = option(None, "Sampler backend spec, e.g. 'openai:my-grm' or 'hf:/path/to/model'.")
+    sampler_base_url: str | None = option(None, "Base URL for an 'openai:' sampler (vLLM, SGLang, any API).")
+    samples_per_item: int = option(3, "Judgements per item, the paper's N = 3 (rft-sample: the non-hinted ones).")
+    temperature: float = option(1.0, "Sampling temperature.")
+    top_p: float | None = option(None, "Nucleus sampling; default: the backend's.")
+    max_tokens: int = option(4096, "Token limit per judgement; one cut off at the limit counts as a parse failure.")
+    seed: int = option(0, "Seed of the shuffles and of the per-sample seeds.")
+    concurrency: int = option(16, "Items in flight at once.")
+    max_concurrent_requests: int = option(64, "Backend requests in flight at once.")
+    template: str = option("deepseek-grm-default", "Judge template for n >= 2 (built-in id or YAML/JSON file).")
+    single_template: str = option("deepseek-grm-single-0-1", "Template for single responses (0/1 scores).")
+
+    def check_sample_options(self) -> None:
+        """Cross-field checks of the data and the sampler, called from the stage config's ``__post_init__``."""
+        self.check_data_options()
+        if self.sampler is None:
+            raise ConfigurationError("--sampler is required, e.g. openai:MODEL with --sampler-base-url, or hf:PATH")
 
 
 def resolve_template(spec: str | PromptTemplate) -> PromptTemplate:

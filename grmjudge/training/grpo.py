@@ -16,7 +16,7 @@ the format instead. The paper's settings are this config's defaults, set explici
 
 A truncated judgement is a parse failure (-1, ``mask_truncated_completions=False``). Prompts longer than
 ``max_prompt_tokens`` are dropped before training (TRL no longer filters them). Generation can run in vLLM
-through TRL's own flags (``--use_vllm --vllm_mode colocate|server``); that path needs a GPU and is not
+through TRL's own flags (``--use-vllm --vllm-mode colocate|server``); that path needs a GPU and is not
 exercised by the CPU test suite.
 """
 
@@ -75,7 +75,7 @@ class JudgeGRPOConfig(ModelOptions, DataOptions, trl.GRPOConfig):
         if self.beta <= 0:
             raise ConfigurationError("--beta must be > 0: SPCT has no format reward and relies on the KL penalty")
         if self.prefilter_samples < 1:
-            raise ConfigurationError("--prefilter_samples must be at least 1")
+            raise ConfigurationError("--prefilter-samples must be at least 1")
         super().__post_init__()
 
 

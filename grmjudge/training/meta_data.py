@@ -28,7 +28,7 @@ from grmjudge.training._records import RecordLog, write_jsonl
 from grmjudge.training._runcard import write_run_card
 from grmjudge.training._runner import RunProgress, run_items
 from grmjudge.training._sampler import Judgement, JudgementSampler, sampler_backend, sampler_from_config
-from grmjudge.training.config import DataOptions, option
+from grmjudge.training.config import SampleOptions, option
 from grmjudge.training.data import SPCTExample
 from grmjudge.voting import apply_permutation, derive_seed
 
@@ -49,30 +49,18 @@ STATS_FILE = "stats.json"
 
 
 @dataclass
-class MetaSampleConfig(DataOptions):
+class MetaSampleConfig(SampleOptions):
     """``train meta-sample``: sample judgements from the trained GRM and label them for the meta RM."""
 
     output_dir: str = option("meta-data", "Directory for records.jsonl, meta.jsonl, stats.json and run_card.json.")
-    sampler: str | None = option(None, "The GRM backend spec, e.g. 'openai:my-grm' or 'hf:/path/to/grm'.")
-    sampler_base_url: str | None = option(None, "Base URL for an 'openai:' sampler.")
-    samples_per_item: int = option(3, "Judgements per item (the paper's N = 3).")
     temperature: float = option(0.5, "Sampling temperature; 0.5 is the paper's inference-time temperature.")
-    top_p: float | None = option(None, "Nucleus sampling; default: the backend's.")
-    max_tokens: int = option(4096, "Token limit per judgement.")
-    seed: int = option(0, "Seed of the shuffles and per-sample seeds.")
-    concurrency: int = option(16, "Items in flight at once.")
-    max_concurrent_requests: int = option(64, "Backend requests in flight at once.")
-    template: str = option("deepseek-grm-default", "Judge template for n >= 2 (built-in id or YAML/JSON file).")
-    single_template: str = option("deepseek-grm-single-0-1", "Template for single responses (0/1 scores).")
     rft_records: list[str] | None = option(None, "RFT records.jsonl files whose non-hinted samples are added.")
     include_parse_failures: bool = option(True, "Keep judgements that failed to parse, as negatives (label 0).")
 
     def __post_init__(self) -> None:
-        self.check_data_options()
-        if self.sampler is None:
-            raise ConfigurationError("--sampler is required: the GRM to sample judgements from")
+        self.check_sample_options()
         if self.samples_per_item < 1:
-            raise ConfigurationError("--samples_per_item must be at least 1")
+            raise ConfigurationError("--samples-per-item must be at least 1")
 
 
 class MetaSampleStats(BaseModel):

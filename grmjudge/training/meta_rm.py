@@ -60,7 +60,7 @@ class MetaRMConfig(ModelOptions, transformers.TrainingArguments):
         if not self.data:
             raise ConfigurationError("--data is required: the meta.jsonl written by meta-sample")
         if not 0.0 <= self.eval_fraction < 1.0:
-            raise ConfigurationError(f"--eval_fraction must be in [0, 1), got {self.eval_fraction}")
+            raise ConfigurationError(f"--eval-fraction must be in [0, 1), got {self.eval_fraction}")
         super().__post_init__()
 
 

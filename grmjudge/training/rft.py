@@ -34,7 +34,7 @@ from grmjudge.training._records import RecordLog, write_jsonl
 from grmjudge.training._runcard import write_run_card
 from grmjudge.training._runner import RunProgress, run_items
 from grmjudge.training._sampler import Judgement, JudgementSampler, sampler_backend, sampler_from_config
-from grmjudge.training.config import DataOptions, option
+from grmjudge.training.config import SampleOptions, option
 from grmjudge.training.data import SPCTExample
 from grmjudge.voting import apply_permutation
 
@@ -57,31 +57,19 @@ STATS_FILE = "stats.json"
 
 
 @dataclass
-class RFTSampleConfig(DataOptions):
+class RFTSampleConfig(SampleOptions):
     """``train rft-sample``: rejection-sample judgements from a strong sampler model."""
 
     output_dir: str = option("rft-data", "Directory for records.jsonl, sft.jsonl, stats.json and run_card.json.")
-    sampler: str | None = option(None, "Sampler backend spec, e.g. 'openai:deepseek-v3' or 'hf:/path/to/model'.")
-    sampler_base_url: str | None = option(None, "Base URL for an 'openai:' sampler (vLLM, SGLang, any API).")
-    samples_per_item: int = option(3, "Non-hinted samples per item (the paper's N_RFT = 3).")
-    hint_mode: str = option("both", "Which items get the hinted sample.", choices=list(HINT_MODES))
     temperature: float = option(1.0, "Sampling temperature (not given by the paper).")
-    top_p: float | None = option(None, "Nucleus sampling; default: the backend's.")
-    max_tokens: int = option(4096, "Token limit per judgement; a judgement cut off at the limit is rejected.")
-    seed: int = option(0, "Seed of the shuffles and of the per-sample seeds.")
-    concurrency: int = option(16, "Items in flight at once.")
-    max_concurrent_requests: int = option(64, "Backend requests in flight at once.")
-    template: str = option("deepseek-grm-default", "Judge template for n >= 2 (built-in id or YAML/JSON file).")
-    single_template: str = option("deepseek-grm-single-0-1", "Template for single responses (0/1 scores).")
+    hint_mode: str = option("both", "Which items get the hinted sample.", choices=list(HINT_MODES))
 
     def __post_init__(self) -> None:
-        self.check_data_options()
-        if self.sampler is None:
-            raise ConfigurationError("--sampler is required, e.g. openai:MODEL with --sampler_base_url")
+        self.check_sample_options()
         if self.hint_mode not in HINT_MODES:
-            raise ConfigurationError(f"--hint_mode must be one of {', '.join(HINT_MODES)}, got {self.hint_mode!r}")
+            raise ConfigurationError(f"--hint-mode must be one of {', '.join(HINT_MODES)}, got {self.hint_mode!r}")
         if self.samples_per_item < 1 and self.hint_mode != "only":
-            raise ConfigurationError("--samples_per_item must be at least 1 (or use --hint_mode only)")
+            raise ConfigurationError("--samples-per-item must be at least 1 (or use --hint-mode only)")
 
 
 class PassStats(BaseModel):

@@ -50,9 +50,9 @@ class JudgeSFTConfig(ModelOptions, trl.SFTConfig):
         if not self.data:
             raise ConfigurationError("--data is required: the sft.jsonl written by rft-sample")
         if not 0.0 <= self.general_ratio < 1.0:
-            raise ConfigurationError(f"--general_ratio must be in [0, 1), got {self.general_ratio}")
+            raise ConfigurationError(f"--general-ratio must be in [0, 1), got {self.general_ratio}")
         if self.general_ratio > 0 and not self.general_data:
-            raise ConfigurationError("--general_ratio > 0 needs --general_data")
+            raise ConfigurationError("--general-ratio > 0 needs --general-data")
         super().__post_init__()
 
 

@@ -10,8 +10,8 @@ from pydantic import ValidationError
 
 from grmjudge import InvalidInputError, Judge, JudgeItem, JudgeSettings
 from grmjudge.backends.function import FunctionBackend
+from grmjudge.backends.limits import RateLimits
 from grmjudge.exceptions import ConfigurationError
-from grmjudge.settings import RateLimits
 from grmjudge.types import GenerationRequest
 from tests.cli.conftest import RecordingServer, item, read_jsonl, run_in_process, score_args, write_jsonl
 

@@ -14,13 +14,13 @@ import pytest
 
 from grmjudge import Judge, JudgeSettings
 from grmjudge.backends.function import FunctionBackend
+from grmjudge.backends.limits import RateLimits
 from grmjudge.backends.openai import OpenAIBackend
 from grmjudge.cli.build import JudgeOptions, build_backend, build_settings
 from grmjudge.cli.inputs import ScanCounts
 from grmjudge.cli.outputs import LineWriter, Redactor, dumps, output_record
 from grmjudge.cli.progress import ProgressReporter, RunStats
 from grmjudge.cli.runner import REORDER_FACTOR
-from grmjudge.settings import RateLimits
 from tests.cli.conftest import (
     RecordingServer,
     expected_scores,

@@ -215,7 +215,7 @@ def test_training_commands_must_parse_with_the_stage_parser(run_page) -> None:
     sft = "grmjudge train sft --model_name_or_path m --data d.jsonl --output_dir out"
     run_page(marker + f"'''bash\n{sft} --learning_rate 1e-5 --bf16 true\n'''\n")
     fails(run_page, marker + f"'''bash\n{sft} --lerning_rate 1e-5\n'''\n", "not used by the HfArgumentParser")
-    fails(run_page, marker + "'''bash\ngrmjudge train sft --data d.jsonl\n'''\n", "--model_name_or_path is required")
+    fails(run_page, marker + "'''bash\ngrmjudge train sft --data d.jsonl\n'''\n", "--model-name-or-path is required")
     fails(
         run_page,
         marker + "'''bash\naccelerate launch --config_file missing.yaml -m grmjudge.training sft\n'''\n",

@@ -30,7 +30,17 @@ def test_usage_and_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     assert "unknown command 'train-everything'" in capsys.readouterr().err
     assert main(["rft-sample", "--help"]) == 0
     out = capsys.readouterr().out
-    assert "--hint_mode {both,fallback,off,only}" in out and "--samples_per_item" in out
+    assert "--hint-mode {both,fallback,off,only}" in out and "--samples-per-item" in out
+    assert "--hint_mode" not in out and "--samples_per_item" not in out  # accepted, but not shown
+
+
+def test_dashed_and_underscore_flags_parse_alike() -> None:
+    dashed = ["--data", "d", "--sampler", "openai:m", "--samples-per-item", "4", "--sampler-base-url", "http://h/v1"]
+    underscored = ["--" + flag[2:].replace("-", "_") if flag.startswith("--") else flag for flag in dashed]
+    assert parse_config("rft-sample", dashed) == parse_config("rft-sample", underscored)
+    assert parse_config("rft-sample", dashed).samples_per_item == 4
+    negated = parse_config("meta-sample", ["--data", "d", "--sampler", "openai:m", "--no-include-parse-failures"])
+    assert negated.include_parse_failures is False
 
 
 def test_flags_override_the_config_file(tmp_path: Path) -> None:
@@ -137,7 +147,7 @@ def test_the_grmjudge_command_delegates_train(capsys: pytest.CaptureFixture[str]
     from grmjudge.cli import main as grmjudge_main
 
     assert grmjudge_main(["train", "meta-sample", "--help"]) == 0
-    assert "--rft_records" in capsys.readouterr().out
+    assert "--rft-records" in capsys.readouterr().out
 
 
 def test_runs_as_a_module() -> None:

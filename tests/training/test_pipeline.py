@@ -389,13 +389,13 @@ def test_meta_rm_with_lora_loads_as_a_meta_scorer(meta_dir: Path, work: Path) ->
 @pytest.mark.parametrize(
     ("command", "args", "message"),
     [
-        ("sft", ["--data", "x.jsonl"], "--model_name_or_path is required"),
+        ("sft", ["--data", "x.jsonl"], "--model-name-or-path is required"),
         ("sft", ["--model_name_or_path", "m"], "--data is required"),
-        ("sft", ["--model_name_or_path", "m", "--data", "x", "--general_ratio", "0.5"], "needs --general_data"),
+        ("sft", ["--model_name_or_path", "m", "--data", "x", "--general_ratio", "0.5"], "needs --general-data"),
         ("sft", ["--model_name_or_path", "m", "--data", "x", "--general_ratio", "1.0"], r"must be in \[0, 1\)"),
         ("grpo", ["--model_name_or_path", "m", "--data", "x", "--beta", "0"], "relies on the KL penalty"),
         ("grpo", ["--model_name_or_path", "m"], "--data is required"),
-        ("meta-rm", ["--model_name_or_path", "m", "--data", "x", "--eval_fraction", "1"], "--eval_fraction"),
+        ("meta-rm", ["--model_name_or_path", "m", "--data", "x", "--eval_fraction", "1"], "--eval-fraction"),
     ],
 )
 def test_trainer_configs_refuse_values_that_cannot_work(

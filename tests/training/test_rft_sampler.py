@@ -237,8 +237,8 @@ async def test_run_from_a_config_writes_a_run_card(tmp_path: Path) -> None:
     [
         ({"data": None}, "--data is required"),
         ({"sampler": None}, "--sampler is required"),
-        ({"hint_mode": "sometimes"}, "--hint_mode must be one of"),
-        ({"data_format": "csv"}, "--data_format must be one of"),
+        ({"hint_mode": "sometimes"}, "--hint-mode must be one of"),
+        ({"data_format": "csv"}, "--data-format must be one of"),
     ],
 )
 def test_config_checks(changes: dict, message: str) -> None:

@@ -1,10 +1,10 @@
-"""The HTTP layer shared by every HTTP backend and scorer: one client type, error mapping, retries.
+"""The HTTP layer shared by every HTTP backend and scorer: one client type, its retry policy, error mapping.
 
 By default requests go straight through an aiohttp session. Measured on the judge workload
 (``benchmarks/overhead.py --breakdown``), httpx costs about three times aiohttp's client CPU per request even
 on the ``httpx-aiohttp`` transport, and its own connection pool is slower still (encode/httpx#3215). An
 ``httpx.AsyncClient`` handed in by the caller (tests on ``MockTransport``/``ASGITransport``, proxies,
-custom TLS) is used as is, and httpx's own transport is the fallback where aiohttp is not installed.
+custom TLS) is used as is.
 Retries go through tenacity, entered only after a first attempt fails, with an injectable sleep.
 The keys in the request headers are redacted here from whatever a server sends back (every JSON string, error
 bodies), before any judge, cache or caller sees it.
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
+from pydantic import BaseModel, ConfigDict, Field
 from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 
 from grmjudge._redact import Redactor, header_secrets, redact_library_logs
 from grmjudge._runtime import runs_on_runtime, runtime
-from grmjudge.backends._limits import RequestGate, current_retry_budget
 from grmjudge.backends._replicas import ReplicaPool
-from grmjudge.backends._urls import masked_url, url_secrets
+from grmjudge.backends.limits import RateLimits, RequestGate, current_retry_budget
+from grmjudge.backends.urls import masked_url, url_secrets
 from grmjudge.exceptions import (
     AuthenticationError,
     BackendConnectionError,
@@ -40,13 +41,32 @@ from grmjudge.exceptions import (
     RateLimitError,
     ServerError,
 )
-from grmjudge.settings import RateLimits, RetryPolicy
 
 if TYPE_CHECKING:
     import aiohttp
 
+Sleep = Callable[[float], Awaitable[None]]
+
 _BODY_EXCERPT = 500
 _UNREADABLE = object()
+
+
+class RetryPolicy(BaseModel):
+    """Transport retries for one backend request.
+
+    Connection errors, timeouts and 408/409/429/5xx are retried with exponential, jittered backoff; a server's
+    ``Retry-After`` is honoured up to ``max_retry_after`` seconds. Other 4xx answers are not retried.
+    ``sleep`` replaces ``anyio.sleep`` (tests inject a recorder instead of waiting).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_retries: int = Field(default=2, ge=0)
+    initial_backoff: float = Field(default=0.5, ge=0.0)
+    max_backoff: float = Field(default=8.0, ge=0.0)
+    max_retry_after: float = Field(default=60.0, ge=0.0)
+    jitter: bool = True
+    sleep: Sleep | None = Field(default=None, exclude=True)
 
 
 @dataclass(frozen=True)
@@ -111,11 +131,10 @@ class AiohttpTransport(Transport):
 
 
 class HttpxTransport(Transport):
-    """An ``httpx.AsyncClient``: the caller's (never closed here) or one created as the fallback."""
+    """The caller's ``httpx.AsyncClient``, used as is and never closed here."""
 
-    def __init__(self, client: httpx.AsyncClient, *, owned: bool) -> None:
+    def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
-        self._owned = owned
 
     async def post(self, url: str, data: bytes, headers: Mapping[str, str], *, backend: str) -> RawReply:
         try:
@@ -144,17 +163,10 @@ class HttpxTransport(Transport):
 
     async def aclose(self) -> None:
         self.closed = True
-        if self._owned:
-            await self.client.aclose()
 
 
 def default_transport(*, timeout: float, max_connections: int) -> Transport:
-    """The aiohttp transport when aiohttp is installed, else an httpx client of our own."""
-    try:
-        import aiohttp  # noqa: F401  # pyright: ignore[reportUnusedImport]
-    except ImportError:
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        return HttpxTransport(httpx.AsyncClient(timeout=timeout, limits=limits), owned=True)
+    """The transport a client creates for itself: an aiohttp session (aiohttp is a base dependency)."""
     return AiohttpTransport(timeout=timeout, max_connections=max_connections)
 
 
@@ -165,7 +177,7 @@ class HTTPClient:
     event loop, where it lives until :meth:`aclose` (or the end of the process); a caller's client is never
     closed here. Requests and closing always run on that loop, whichever loop awaits them. Each request goes to
     the least busy healthy replica of ``base_urls`` and passes the
-    [`RequestGate`][grmjudge.backends._limits.RequestGate] first. Header names are lower-cased so that a
+    [`RequestGate`][grmjudge.backends.limits.RequestGate] first. Header names are lower-cased so that a
     caller's header and one a backend sets cannot both be sent under different spellings. The credentials in
     those headers (and in a caller's client's default headers), and the user info of the base URLs, are redacted
     from everything the server returns; messages show URLs through ``masked_url`` (user info hidden).
@@ -191,7 +203,7 @@ class HTTPClient:
         self.gate = RequestGate(rate_limits or RateLimits(), max_in_flight=max_connections)
         self._timeout = timeout
         self._max_connections = max_connections
-        self._adopted = HttpxTransport(http_client, owned=False) if http_client is not None else None
+        self._adopted = HttpxTransport(http_client) if http_client is not None else None
         self._own: Transport | None = None
         client_secrets = header_secrets(http_client.headers) if http_client is not None else ()
         user_infos = [secret for url in base_urls for secret in url_secrets(url)]

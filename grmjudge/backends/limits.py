@@ -18,10 +18,26 @@ from collections.abc import Callable
 from contextvars import ContextVar
 
 import anyio
-
-from grmjudge.settings import RateLimits
+from pydantic import BaseModel, ConfigDict, Field
 
 Clock = Callable[[], float]
+
+
+class RateLimits(BaseModel):
+    """Client-side flow control for an HTTP backend.
+
+    ``requests_per_minute`` and ``tokens_per_minute`` are token buckets (tokens estimated before sending as
+    prompt characters / 4 + ``max_tokens`` x ``n``). With ``adaptive``, the requests in flight are halved on
+    each 429/503 (at most once a second) and grow back by one per round of successes, never below
+    ``min_concurrency``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    requests_per_minute: float | None = Field(default=None, gt=0)
+    tokens_per_minute: float | None = Field(default=None, gt=0)
+    adaptive: bool = True
+    min_concurrency: int = Field(default=1, ge=1)
 
 
 class TokenBucket:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from grmjudge._optional import require
+from grmjudge.training.llama import CHAT_TEMPLATE, EOS_TOKEN, PAD_TOKEN, SPECIAL_TOKENS, llama_config, train_tokenizer
 
 __all__ = [
     "CHAT_TEMPLATE",
@@ -31,15 +32,6 @@ __all__ = [
     "train_tokenizer",
 ]
 
-EOS_TOKEN = "<|im_end|>"
-"""End-of-turn token; it doubles as the model's EOS so generation stops at the end of a turn."""
-
-PAD_TOKEN = "<pad>"
-"""Padding token, distinct from EOS so padded batches never look like finished turns."""
-
-SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", EOS_TOKEN, PAD_TOKEN)
-"""Special tokens, reserved first so that they get the lowest ids (0-3) in every build."""
-
 VOCAB_SIZE = 2000
 """Upper bound for the BPE vocabulary; the small corpus stops the trainer at about 1,500 tokens.
 
@@ -49,14 +41,6 @@ short query and two short responses) about 1,150, so both fit the default 2,048-
 with the generated tokens. For prompts beyond about 5,500 characters, build with
 ``max_position_embeddings=4096`` and serve with a matching ``max_model_len``.
 """
-
-CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
-"""ChatML, the format of the Qwen and DeepSeek chat models that GRMs are trained from."""
 
 CORPUS = r"""You are a skilled expert at scoring responses. You should evaluate the given responses based on the judging criteria.
 Given the context of the conversation and multiple responses from the Assistant, refer to the General Evaluation Criteria to score the responses.
@@ -148,6 +132,17 @@ that reflect the comparison, explains its reasoning in a few sentences, and puts
 tokenise into a reasonable number of tokens (whole words rather than single bytes)."""
 
 
+TINY_SHAPE: dict[str, int] = {
+    "hidden_size": 128,
+    "intermediate_size": 256,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 32,
+}
+"""The tiny Llama's dimensions, shared by the chat model and the classifier."""
+
+
 def build_tiny_model(path: str | os.PathLike[str], *, seed: int = 0, max_position_embeddings: int = 2048) -> Path:
     """Write a tiny random Llama chat model and its tokenizer to ``path`` and return it.
 
@@ -172,8 +167,8 @@ def build_tiny_model(path: str | os.PathLike[str], *, seed: int = 0, max_positio
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
 
-    tokenizer = train_tokenizer(max_position_embeddings)
-    config = llama_config(tokenizer, max_position_embeddings)
+    tokenizer = train_tokenizer(max_position_embeddings, CORPUS, VOCAB_SIZE)
+    config = llama_config(tokenizer, max_position_embeddings, TINY_SHAPE)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model: Any = transformers.LlamaForCausalLM(config)
@@ -211,8 +206,8 @@ def build_tiny_classifier(path: str | os.PathLike[str], *, seed: int = 0, max_po
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
 
-    tokenizer = train_tokenizer(max_position_embeddings)
-    config = llama_config(tokenizer, max_position_embeddings, num_labels=1)
+    tokenizer = train_tokenizer(max_position_embeddings, CORPUS, VOCAB_SIZE)
+    config = llama_config(tokenizer, max_position_embeddings, TINY_SHAPE, num_labels=1)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model: Any = transformers.LlamaForSequenceClassification(config)
@@ -222,64 +217,3 @@ def build_tiny_classifier(path: str | os.PathLike[str], *, seed: int = 0, max_po
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
-
-
-def train_tokenizer(
-    max_position_embeddings: int, corpus: str = CORPUS, vocab_size: int = VOCAB_SIZE, *, split_digits: bool = False
-) -> Any:
-    """Train a byte-level BPE tokenizer on ``corpus`` and wrap it with the ChatML chat template.
-
-    ``split_digits`` makes every digit its own token, which a small model needs to learn arithmetic.
-    """
-    transformers = require("transformers", extra="hf")
-    tokenizers = require("tokenizers", extra="hf")
-    pre = tokenizers.pre_tokenizers
-    bpe: Any = tokenizers.Tokenizer(tokenizers.models.BPE())
-    byte_level = pre.ByteLevel(add_prefix_space=False)
-    bpe.pre_tokenizer = pre.Sequence([pre.Digits(individual_digits=True), byte_level]) if split_digits else byte_level
-    bpe.decoder = tokenizers.decoders.ByteLevel()
-    trainer = tokenizers.trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=list(SPECIAL_TOKENS),
-        initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    bpe.train_from_iterator(corpus.splitlines(keepends=True), trainer=trainer)
-
-    tokenizer: Any = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=bpe,
-        eos_token=EOS_TOKEN,
-        pad_token=PAD_TOKEN,
-        padding_side="left",  # saved only when given to the constructor; decoder-only batches pad left
-        model_max_length=max_position_embeddings,
-    )
-    tokenizer.chat_template = CHAT_TEMPLATE
-    return tokenizer
-
-
-TINY_SHAPE: dict[str, int] = {
-    "hidden_size": 128,
-    "intermediate_size": 256,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "head_dim": 32,
-}
-"""The tiny Llama's dimensions, shared by the chat model and the classifier."""
-
-
-def llama_config(
-    tokenizer: Any, max_position_embeddings: int, shape: dict[str, int] | None = None, **extra: Any
-) -> Any:
-    """A Llama config of ``shape`` (default :data:`TINY_SHAPE`) for ``tokenizer``; ``extra`` adds head settings."""
-    transformers = require("transformers", extra="hf")
-    return transformers.LlamaConfig(
-        vocab_size=len(tokenizer),
-        **(shape or TINY_SHAPE),
-        max_position_embeddings=max_position_embeddings,
-        tie_word_embeddings=True,
-        bos_token_id=None,
-        eos_token_id=tokenizer.convert_tokens_to_ids(EOS_TOKEN),
-        pad_token_id=tokenizer.convert_tokens_to_ids(PAD_TOKEN),
-        **extra,
-    )

@@ -14,8 +14,8 @@ from typing import Any
 
 from grmjudge._optional import require
 from grmjudge.prompts import judge_messages
-from grmjudge.testing.tiny import CHAT_TEMPLATE, EOS_TOKEN, llama_config, train_tokenizer
 from grmjudge.training.data import SPCTExample
+from grmjudge.training.llama import CHAT_TEMPLATE, EOS_TOKEN, llama_config, train_tokenizer
 from grmjudge.training.toy.teacher import Teacher
 from grmjudge.training.toy.templates import TOY_SINGLE_TEMPLATE, TOY_TEMPLATE
 

@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
-from grmjudge.cli.score import ScoreOptions, UsageError
+from grmjudge.cli.options import ScoreOptions, UsageError
 
 STDIN = "-"
 _KINDS = {
@@ -30,10 +30,6 @@ _KINDS = {
     stat.S_IFCHR: "character device",
     stat.S_IFBLK: "block device",
 }
-
-
-class FileProblem(Exception):
-    """A file of the run failed while it ran (a full disk, an I/O error); the message names the file."""
 
 
 @dataclass

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from grmjudge.cli.ids import IdIndex
 from grmjudge.cli.inputs import decode_object, item_id_of
+from grmjudge.journal import IdIndex, Journal, JournalError, check_provenance
 
-_CHUNK = 1 << 16
 _SHOWN = 5
-
-
-class ResumeError(Exception):
-    """Resuming this output would be wrong; the message says why and what to do instead."""
+_ADVICE = "resume with the same settings, or write to a new output"
 
 
 @dataclass(frozen=True)
@@ -36,27 +29,27 @@ def load_existing_output(
 
     Each id must stand for a line of the input (else the output was made from another input), appear once, and
     carry provenance matching ``expected`` (k, model, seed, ...: a mismatch would mix two experiments in one
-    file). A partial last line is only measured; [`truncate_partial_line`][grmjudge.cli.resume.truncate_partial_line]
-    removes it once every check has passed.
+    file). A partial last line is only measured; [`Journal.cut_partial_line`][grmjudge.journal.Journal.cut_partial_line]
+    removes it once every check has passed. Every refusal is a [`JournalError`][grmjudge.journal.JournalError].
     """
     in_input = input_ids(input_lines)
+    journal = Journal(path, kind="grmjudge output file")
     done = IdIndex()
     missing: list[str] = []
     lines = 0
-    records = _Records(path)
-    for lines, record in records:
+    for lines, record in journal.records():
         item_id = record.get("id")
         if not isinstance(item_id, str):
-            raise ResumeError(f"line {lines} of {path} has no string 'id'; it is not a grmjudge output file")
+            raise JournalError(f"line {lines} of {path} has no string 'id'; it is not a grmjudge output file")
         if item_id in done:
-            raise ResumeError(f"id {item_id!r} appears twice in {path} (line {lines}); the file was edited or merged")
-        _check_provenance(path, lines, record.get("provenance"), expected)
+            raise JournalError(f"id {item_id!r} appears twice in {path} (line {lines}); the file was edited or merged")
+        check_provenance(path, lines, _provenance(path, lines, record.get("provenance")), expected, advice=_ADVICE)
         if item_id not in in_input:
             missing.append(item_id)
         done.add(item_id, lines)
     if missing:
-        raise ResumeError(_missing_message(path, missing))
-    return ExistingOutput(ids=done, lines=lines, dropped_bytes=records.partial_bytes)
+        raise JournalError(_missing_message(path, missing))
+    return ExistingOutput(ids=done, lines=lines, dropped_bytes=journal.partial_bytes)
 
 
 def input_ids(lines: Iterator[tuple[int, bytes | None]]) -> IdIndex:
@@ -69,23 +62,14 @@ def input_ids(lines: Iterator[tuple[int, bytes | None]]) -> IdIndex:
     return ids
 
 
-def truncate_partial_line(path: Path) -> int:
-    """Cut ``path`` after its last newline (a killed writer leaves at most one partial line); bytes dropped."""
-    with path.open("r+b") as file:
-        size = file.seek(0, os.SEEK_END)
-        end = size
-        while end > 0:
-            start = max(0, end - _CHUNK)
-            file.seek(start)
-            newline = file.read(end - start).rfind(b"\n")
-            if newline >= 0:
-                keep = start + newline + 1
-                break
-            end = start
-        else:
-            keep = 0
-        file.truncate(keep)
-    return size - keep
+def _provenance(path: Path, number: int, provenance: object) -> dict[str, object]:
+    """A line's provenance as compared: each line records its own adaptive stop, a run shares only the policy."""
+    if not isinstance(provenance, dict):
+        raise JournalError(f"line {number} of {path} has no provenance; it is not a grmjudge output file")
+    found: dict[str, object] = dict(provenance)  # pyright: ignore[reportUnknownArgumentType]
+    adaptive = found.get("adaptive")
+    found["adaptive"] = adaptive.get("policy") if isinstance(adaptive, dict) else None  # pyright: ignore[reportUnknownMemberType]
+    return found
 
 
 def _missing_message(path: Path, missing: list[str]) -> str:
@@ -95,49 +79,3 @@ def _missing_message(path: Path, missing: list[str]) -> str:
         f"{len(missing)} id(s) in {path} are not in the input ({shown}{more}): "
         "the output was made from another input file; write to a new output instead"
     )
-
-
-class _Records:
-    """The complete lines of an output file as JSON objects; a last line without a newline is only measured."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.partial_bytes = 0
-
-    def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        with self.path.open("rb") as file:
-            for number, raw in enumerate(file, start=1):
-                if not raw.endswith(b"\n"):
-                    self.partial_bytes = len(raw)
-                    return
-                yield number, self._parse(number, raw)
-
-    def _parse(self, number: int, raw: bytes) -> dict[str, Any]:
-        try:
-            record: object = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ResumeError(
-                f"line {number} of {self.path} is not valid JSON (column {exc.colno}: {exc.msg}); "
-                "the file was edited or damaged"
-            ) from None
-        except ValueError:  # bytes that are not UTF-8
-            raise ResumeError(
-                f"line {number} of {self.path} is not UTF-8 text; the file was edited or damaged"
-            ) from None
-        if not isinstance(record, dict):
-            raise ResumeError(f"line {number} of {self.path} is not a JSON object; it is not a grmjudge output file")
-        return record  # pyright: ignore[reportUnknownVariableType]
-
-
-def _check_provenance(path: Path, number: int, provenance: object, expected: Mapping[str, object]) -> None:
-    if not isinstance(provenance, dict):
-        raise ResumeError(f"line {number} of {path} has no provenance; it is not a grmjudge output file")
-    for key, wanted in expected.items():
-        found = provenance.get(key)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-        if key == "adaptive":  # each line records its own stop; the policy is what a run shares
-            found = found.get("policy") if isinstance(found, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-        if found != wanted:
-            raise ResumeError(
-                f"{path} was written with {key}={found!r} (line {number}) but this run has {key}={wanted!r}; "
-                "resume with the same settings, or write to a new output"
-            )

@@ -29,12 +29,12 @@ from typing import Any
 
 import anyio
 
-from grmjudge.eval.data import SourceFile, file_sha256
 from grmjudge.eval.harness import EvalOptions, evaluate
 from grmjudge.eval.items import BestLabel, Call, DataSource, EvalItem, LoadedBenchmark
 from grmjudge.exceptions import ConfigurationError
 from grmjudge.judge import Judge
 from grmjudge.prompts import judge_messages
+from grmjudge.rows import SourceFile, file_sha256
 from grmjudge.settings import JudgeSettings
 from grmjudge.training.data import SPCTExample, load_examples, write_examples
 from grmjudge.training.toy.config import DEMO_DIR, ToyConfig

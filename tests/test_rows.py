@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from grmjudge.exceptions import ConfigurationError, InvalidInputError
+from grmjudge.exceptions import InvalidInputError
 from grmjudge.rows import DataError, RowError, read_checked, read_file, read_rows, write_jsonl
 
 ROWS = [{"prompt": "q1", "n": 1}, {"prompt": "q2\u2028with a line separator", "n": 2}]
@@ -87,20 +87,3 @@ def test_rows_a_converter_rejects_are_listed_in_one_error_with_their_fields(tmp_
 def test_a_listing_shows_the_first_twenty_and_counts_the_rest() -> None:
     error = DataError.listing("data.jsonl", [RowError(i, "bad") for i in range(25)])
     assert len(error.errors) == 25 and str(error).count("\n  row ") == 20 and str(error).endswith("... and 5 more")
-
-
-def test_an_unknown_suffix_and_an_unreachable_hub_name_are_configuration_errors(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (tmp_path / "data.csv").write_text("a,b\n")
-    with pytest.raises(ConfigurationError, match=r"unsupported file type '\.csv'; use \.jsonl, \.json or \.parquet"):
-        list(read_rows(tmp_path / "data.csv"))
-    pytest.importorskip("datasets")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    with pytest.raises(
-        ConfigurationError, match="could not load 'nobody/no-such-dataset' \\(split 'test'\\)"
-    ) as caught:
-        list(read_rows("nobody/no-such-dataset", split="test"))
-    assert str(caught.value).endswith("pass their local path instead.")

@@ -63,7 +63,8 @@ class ProgressReporter:
     """Draws ``describe()`` on ``stream``: a bar redrawn in place on a terminal, one line every ``every`` s otherwise.
 
     ``position`` fills the bar; ``stamp`` starts each plain line with the time elapsed (``[1m05s] ...``);
-    ``redact`` sees every line before it is written. With ``stream=None`` nothing is drawn.
+    ``redact`` sees every line before it is written. With ``patient``, the first ``tick`` draws only once an
+    interval has passed, so a run shorter than that writes nothing. With ``stream=None`` nothing is drawn.
     """
 
     def __init__(
@@ -75,6 +76,7 @@ class ProgressReporter:
         every: float = 5.0,
         tty: bool | None = None,
         stamp: bool = False,
+        patient: bool = False,
         redact: Callable[[str], str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -87,7 +89,10 @@ class ProgressReporter:
         self._redact = redact
         self._clock = clock
         self.started = clock()
-        self._last = float("-inf")
+        self._patient = patient
+        self._last = self.started if patient else float("-inf")
+        self.drawn = False
+        """Whether anything was drawn yet."""
         self._bar: tqdm[Any] | None = None
 
     def elapsed(self) -> float:
@@ -100,7 +105,7 @@ class ProgressReporter:
         self._describe = describe or self._describe
         self._position = position or self._position
         self.started = self._clock()
-        self._last = float("-inf")
+        self._last = self.started if self._patient else float("-inf")
 
     def tick(self) -> None:
         """Draw if the last drawing is older than the interval."""
@@ -121,6 +126,7 @@ class ProgressReporter:
         line = self._describe()
         if self._redact is not None:
             line = self._redact(line)
+        self.drawn = True
         if self._tty:
             self._draw_bar(line)
         else:

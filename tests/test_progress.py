@@ -38,6 +38,19 @@ def test_on_a_pipe_each_drawing_is_one_whole_line_at_most_every_interval() -> No
     assert stream.getvalue() == "[0.0s] done 0\n[1m05s] done 2\n"
 
 
+def test_a_patient_reporter_waits_one_interval_before_its_first_line() -> None:
+    now = [0.0]
+    stream = io.StringIO()
+    reporter = ProgressReporter(stream, lambda: f"at {now[0]:.0f}", every=5.0, patient=True, clock=lambda: now[0])
+    reporter.tick()
+    now[0] = 4.0
+    reporter.tick()
+    assert stream.getvalue() == "" and not reporter.drawn
+    now[0] = 5.0
+    reporter.tick()
+    assert stream.getvalue() == "at 5\n" and reporter.drawn
+
+
 def test_on_a_terminal_a_bar_is_redrawn_in_place_and_left_on_its_own_line() -> None:
     stream = Terminal()
     done = [30]

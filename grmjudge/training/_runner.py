@@ -3,7 +3,8 @@
 The records file is a [`Journal`][grmjudge.journal.Journal]: items already in it are skipped (resume), and a
 partial last line left by a killed run is cut, its item redone. An item whose job returns ``None`` (its backend
 failed) is not recorded, so the next run retries it; its id is reported. Items run through the core batch loop
-([`stream_each`][grmjudge._batch.stream_each]), and the progress line goes to ``progress`` (e.g. stderr).
+([`stream_each`][grmjudge._batch.stream_each]). The progress line goes to ``progress`` (e.g. stderr) every
+``progress_every`` seconds, the first once that much time has passed, so a short run stays silent.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ async def run_items(
         lambda: progress_line(run, reporter.elapsed()),
         position=lambda: (run.settled(), run.total),
         every=progress_every,
+        patient=True,
     )
 
     def pending() -> Iterator[SPCTExample]:
@@ -78,7 +80,8 @@ async def run_items(
                     out.append(record)
                     run.recorded += 1
                 reporter.tick()
-    reporter.draw()
+    if reporter.drawn:  # a run too short for one line prints none
+        reporter.draw()
     reporter.close()
     return run
 

@@ -41,7 +41,7 @@ class Job:
 async def test_items_run_a_bounded_number_at_a_time_and_each_finished_one_is_recorded(tmp_path: Path) -> None:
     job, stream = Job(failing=frozenset({"item-3"})), io.StringIO()
     journal = Journal(tmp_path / "records.jsonl")
-    run = await run_items(EXAMPLES, job, journal, concurrency=3, progress=stream)
+    run = await run_items(EXAMPLES, job, journal, concurrency=3, progress=stream, progress_every=0)
 
     assert job.most == 3 and sorted(job.seen) == sorted(e.id for e in EXAMPLES)
     assert (run.recorded, run.skipped_done, run.failed_ids, run.total) == (9, 0, ["item-3"], 10)
@@ -57,13 +57,19 @@ async def test_a_rerun_skips_what_is_recorded_and_retries_what_failed(tmp_path: 
     journal.path.write_text(text + '{"id": "item-9", "n"')  # a kill mid-write: that item is not done
 
     again, stream = Job(), io.StringIO()
-    run = await run_items(EXAMPLES, again, journal, concurrency=4, progress=stream)
+    run = await run_items(EXAMPLES, again, journal, concurrency=4, progress=stream, progress_every=0)
 
     assert sorted(again.seen) == sorted(f"item-{i}" for i in range(3, 10))
     assert run.skipped_done == 3 and run.recorded == 7 and run.repaired_partial_line
     ids = [json.loads(line)["id"] for line in journal.path.read_text().splitlines()]
     assert sorted(ids) == sorted(e.id for e in EXAMPLES)  # each once, every line whole
     assert "resumed 3" in stream.getvalue().splitlines()[-1]
+
+
+async def test_a_run_shorter_than_the_interval_prints_nothing(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    run = await run_items(EXAMPLES, Job(), Journal(tmp_path / "r.jsonl"), concurrency=5, progress=stream)
+    assert run.recorded == 10 and stream.getvalue() == ""  # the default interval is 5 s
 
 
 async def test_concurrency_below_one_is_refused(tmp_path: Path) -> None:

@@ -19,12 +19,11 @@ from grmjudge.adaptive import AdaptivePolicy
 from grmjudge.backends.base import Backend
 from grmjudge.cache import SQLiteCache
 from grmjudge.cli.build import build_backend, build_meta, build_settings
-from grmjudge.cli.files import STDIN, RunFiles, check_paths, open_run_files
+from grmjudge.cli.files import STDIN, ExistingOutput, RunFiles, check_paths, load_existing_output, open_run_files
 from grmjudge.cli.inputs import InputScanner, LineError, ScanCounts, count_lines, max_line_bytes, read_lines
 from grmjudge.cli.options import EXIT_ABORTED, EXIT_ERRORS, EXIT_OK, ScoreOptions, UsageError
 from grmjudge.cli.outputs import error_record
 from grmjudge.cli.progress import RunStats, progress_line, summary
-from grmjudge.cli.resume import ExistingOutput, load_existing_output
 from grmjudge.cli.runner import FatalRunError, RunPlan, judge_lines
 from grmjudge.cli.signals import StopSignals
 from grmjudge.exceptions import GRMJudgeError, InvalidInputError

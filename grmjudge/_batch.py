@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -31,6 +31,8 @@ from grmjudge.results import BatchResult, ItemError, ScoreResult
 from grmjudge.types import Message
 
 _ITEM_KEYS = ("query", "responses", "id")
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class JudgeItem(BaseModel):
@@ -81,12 +83,30 @@ async def stream_batch(
     early cancels the items still running.
     """
     _check_batch(items, concurrency)
-    send, receive = anyio.create_memory_object_stream[BatchResult]()  # hand-over: a result waits in its worker
+
+    async def work(index: int, raw: object) -> BatchResult:
+        return await _run_item(index, raw, score_item)
+
+    async with stream_each(items, work, concurrency=concurrency) as results:
+        yield results
+
+
+@asynccontextmanager
+async def stream_each(
+    items: Iterable[T], work: Callable[[int, T], Awaitable[R]], *, concurrency: int
+) -> AsyncGenerator[MemoryObjectReceiveStream[R], None]:
+    """``work(index, item)`` over ``items``, at most ``concurrency`` at a time, results in completion order.
+
+    The loop under [`stream_batch`][grmjudge._batch.stream_batch], for any item and result type: ``items`` is
+    read lazily, at most ``concurrency`` items are read and not yet received, and leaving the context early
+    cancels the work still running. An exception ``work`` raises ends the stream.
+    """
+    send, receive = anyio.create_memory_object_stream[R]()  # hand-over: a result waits in its worker
     slots = anyio.Semaphore(concurrency, fast_acquire=True)
 
-    async def work(index: int, raw: object, out: MemoryObjectSendStream[BatchResult]) -> None:
+    async def run(index: int, item: T, out: MemoryObjectSendStream[R]) -> None:
         async with out:
-            await out.send(await _run_item(index, raw, score_item))
+            await out.send(await work(index, item))
         slots.release()
 
     async def produce() -> None:
@@ -97,7 +117,7 @@ async def stream_batch(
                 step = next(pending, None)
                 if step is None:
                     break
-                workers.start_soon(work, *step, send.clone())
+                workers.start_soon(run, *step, send.clone())
 
     async with receive, task_group() as tg:
         tg.start_soon(produce)

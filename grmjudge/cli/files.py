@@ -5,7 +5,9 @@ emptied meanwhile: a path that cannot be read or written (permissions, a read-on
 directory should be) stops the command with a usage error while every file is as it was, and a file the check
 created is removed again. Only when the whole command has been checked are the files emptied for the run.
 Opening for real, rather than asking ``os.access``, gets the kernel's own answer (ACLs, read-only mounts,
-immutable files), for root as for anyone else.
+immutable files), for root as for anyone else. With ``--resume`` the existing output is checked too
+([`load_existing_output`][grmjudge.cli.files.load_existing_output]): its complete lines are kept, and resuming is
+refused when it would mix runs.
 """
 
 from __future__ import annotations
@@ -13,16 +15,20 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
-from grmjudge.cli.score import ScoreOptions, UsageError
+from grmjudge.cli.inputs import decode_object, item_id_of
+from grmjudge.cli.options import ScoreOptions, UsageError
+from grmjudge.journal import IdIndex, Journal, JournalError, check_provenance
 
 STDIN = "-"
+_SHOWN = 5
+_ADVICE = "resume with the same settings, or write to a new output"
 _KINDS = {
     stat.S_IFDIR: "directory",
     stat.S_IFIFO: "pipe",
@@ -30,10 +36,6 @@ _KINDS = {
     stat.S_IFCHR: "character device",
     stat.S_IFBLK: "block device",
 }
-
-
-class FileProblem(Exception):
-    """A file of the run failed while it ran (a full disk, an I/O error); the message names the file."""
 
 
 @dataclass
@@ -202,3 +204,71 @@ def _kind(path: Path) -> str:
 
 def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
+
+
+@dataclass(frozen=True)
+class ExistingOutput:
+    """The ids already written, how many lines hold them, and the size of a cut last line to drop."""
+
+    ids: IdIndex
+    lines: int
+    dropped_bytes: int
+
+
+def load_existing_output(
+    path: Path, expected: Mapping[str, object], input_lines: Iterator[tuple[int, bytes | None]]
+) -> ExistingOutput:
+    """Collect the ids of the complete lines of ``path``, checking every line; change nothing.
+
+    Each id must stand for a line of the input (else the output was made from another input), appear once, and
+    carry provenance matching ``expected`` (k, model, seed, ...: a mismatch would mix two experiments in one
+    file). A partial last line is only measured; [`truncate_partial_line`][grmjudge.journal.truncate_partial_line]
+    removes it once every check has passed. Every refusal is a [`JournalError`][grmjudge.journal.JournalError].
+    """
+    in_input = input_ids(input_lines)
+    journal = Journal(path, kind="grmjudge output file")
+    done = IdIndex()
+    missing: list[str] = []
+    lines = 0
+    for lines, record in journal.records():
+        item_id = record.get("id")
+        if not isinstance(item_id, str):
+            raise JournalError(f"line {lines} of {path} has no string 'id'; it is not a grmjudge output file")
+        if item_id in done:
+            raise JournalError(f"id {item_id!r} appears twice in {path} (line {lines}); the file was edited or merged")
+        check_provenance(path, lines, _provenance(path, lines, record.get("provenance")), expected, advice=_ADVICE)
+        if item_id not in in_input:
+            missing.append(item_id)
+        done.add(item_id, lines)
+    if missing:
+        raise JournalError(_missing_message(path, missing))
+    return ExistingOutput(ids=done, lines=lines, dropped_bytes=journal.partial_bytes)
+
+
+def input_ids(lines: Iterator[tuple[int, bytes | None]]) -> IdIndex:
+    """The ids the input's lines stand for (lines that are JSON objects: given ids, else line numbers)."""
+    ids = IdIndex()
+    for number, raw in lines:
+        value = decode_object(number, raw) if raw is not None else None
+        if isinstance(value, dict):
+            ids.add(item_id_of(number, value), number)
+    return ids
+
+
+def _provenance(path: Path, number: int, provenance: object) -> dict[str, object]:
+    """A line's provenance as compared: each line records its own adaptive stop, a run shares only the policy."""
+    if not isinstance(provenance, dict):
+        raise JournalError(f"line {number} of {path} has no provenance; it is not a grmjudge output file")
+    found: dict[str, object] = dict(provenance)  # pyright: ignore[reportUnknownArgumentType]
+    adaptive = found.get("adaptive")
+    found["adaptive"] = adaptive.get("policy") if isinstance(adaptive, dict) else None  # pyright: ignore[reportUnknownMemberType]
+    return found
+
+
+def _missing_message(path: Path, missing: list[str]) -> str:
+    shown = ", ".join(repr(i) for i in missing[:_SHOWN])
+    more = f" and {len(missing) - _SHOWN} more" if len(missing) > _SHOWN else ""
+    return (
+        f"{len(missing)} id(s) in {path} are not in the input ({shown}{more}): "
+        "the output was made from another input file; write to a new output instead"
+    )

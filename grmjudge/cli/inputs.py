@@ -17,8 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from grmjudge._inputs import lone_surrogate
-from grmjudge.cli.files import FileProblem
-from grmjudge.cli.ids import IdIndex
+from grmjudge.journal import FileProblem, IdIndex
 from grmjudge.judge import JudgeItem
 from grmjudge.types import Message
 
@@ -106,7 +105,7 @@ def read_lines(stream: BinaryIO, *, max_line_bytes: int) -> Iterator[tuple[int, 
     """``(line number, bytes)`` for each line, counting from 1; ``None`` for a line over ``max_line_bytes``.
 
     An over-long line is skipped in chunks without being held in memory, so one huge line cannot exhaust it.
-    A failing read (an I/O error) raises [`FileProblem`][grmjudge.cli.files.FileProblem] naming the stream.
+    A failing read (an I/O error) raises [`FileProblem`][grmjudge.journal.FileProblem] naming the stream.
     """
     number = 0
     try:
@@ -298,7 +297,7 @@ class InputScanner:
 
     ``done`` holds the ids already in the output (``--resume``): those lines are skipped unjudged. An id seen
     on an earlier valid line makes a later line a ``duplicate_id`` error. Only id fingerprints are remembered
-    ([`IdIndex`][grmjudge.cli.ids.IdIndex]), so memory grows by about 45 bytes per item, not by the items.
+    ([`IdIndex`][grmjudge.journal.IdIndex]), so memory grows by about 45 bytes per item, not by the items.
     """
 
     lines: Iterator[tuple[int, bytes | None]]

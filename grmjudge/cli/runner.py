@@ -19,21 +19,20 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Literal
 
 import anyio
 
 from grmjudge._runtime import ReceiveStream
 from grmjudge.cli.inputs import InputScanner, LineError, LineItem
-from grmjudge.cli.outputs import LineWriter, dumps, output_record
+from grmjudge.cli.options import Order
+from grmjudge.cli.outputs import output_record
 from grmjudge.cli.progress import RunStats
+from grmjudge.journal import JournalWriter, dumps
 from grmjudge.judge import Judge, JudgeItem
 from grmjudge.results import BatchResult, SampleError, ScoreResult
 
 REORDER_FACTOR = 8
 """``--order input`` keeps at most this many x concurrency finished items in memory, waiting for a slow one."""
-
-Order = Literal["input", "completion"]
 
 
 class FatalRunError(Exception):
@@ -166,7 +165,9 @@ def _backend_failed(entry: LineItem, failed: list[SampleError]) -> LineError:
 class _Sink:
     """Takes each finished item to the output (or the errors file): at once, or when its turn in input order comes."""
 
-    def __init__(self, plan: RunPlan, output: LineWriter, stats: RunStats, report: Callable[[LineError], None]) -> None:
+    def __init__(
+        self, plan: RunPlan, output: JournalWriter, stats: RunStats, report: Callable[[LineError], None]
+    ) -> None:
         self._plan = plan
         self._output = output
         self._stats = stats
@@ -205,7 +206,7 @@ class _Sink:
 
 
 async def judge_lines(
-    plan: RunPlan, scanner: InputScanner, output: LineWriter, stats: RunStats, report: Callable[[LineError], None]
+    plan: RunPlan, scanner: InputScanner, output: JournalWriter, stats: RunStats, report: Callable[[LineError], None]
 ) -> None:
     """Judge every item the scanner yields and write each output line whole, in the order the plan asks.
 

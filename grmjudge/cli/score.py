@@ -10,44 +10,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from grmjudge.cli import args as arg_types
 from grmjudge.cli.build import JudgeOptions
-
-if TYPE_CHECKING:
-    from grmjudge.cli.runner import Order
-
-EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-DEFAULT_MAX_INPUT_CHARS = 1_000_000
-
-
-class UsageError(Exception):
-    """The command cannot start as given; nothing has been done."""
-
-
-@dataclass(frozen=True)
-class ScoreOptions:
-    """Every option of ``grmjudge score``, typed."""
-
-    input: str
-    output: Path
-    errors: Path
-    judge: JudgeOptions
-    k: int
-    adaptive: bool
-    concurrency: int
-    max_concurrent_requests: int
-    cache: Path | None
-    resume: bool
-    order: Order
-    texts: bool
-    max_input_chars: int
-    max_consecutive_failures: int
-    progress_every: float
-    quiet: bool
+from grmjudge.cli.options import DEFAULT_MAX_INPUT_CHARS, EXIT_INTERRUPTED, EXIT_USAGE, ScoreOptions, UsageError
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:  # pyright: ignore[reportPrivateUsage]

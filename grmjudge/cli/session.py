@@ -13,27 +13,23 @@ import anyio.to_thread
 from pydantic import ValidationError
 
 from grmjudge._inputs import check_k
+from grmjudge._redact import Redactor
 from grmjudge._tasks import task_group
 from grmjudge.adaptive import AdaptivePolicy
 from grmjudge.backends.base import Backend
 from grmjudge.cache import SQLiteCache
 from grmjudge.cli.build import build_backend, build_meta, build_settings
-from grmjudge.cli.files import STDIN, FileProblem, RunFiles, check_paths, open_run_files
-from grmjudge.cli.ids import IdIndex
+from grmjudge.cli.files import STDIN, ExistingOutput, RunFiles, check_paths, load_existing_output, open_run_files
 from grmjudge.cli.inputs import InputScanner, LineError, ScanCounts, count_lines, max_line_bytes, read_lines
-from grmjudge.cli.outputs import LineWriter, Redactor, dumps, error_record
-from grmjudge.cli.progress import ProgressReporter, RunStats, summary
-from grmjudge.cli.resume import (
-    ExistingOutput,
-    ResumeError,
-    load_existing_output,
-    truncate_partial_line,
-)
+from grmjudge.cli.options import EXIT_ABORTED, EXIT_ERRORS, EXIT_OK, ScoreOptions, UsageError
+from grmjudge.cli.outputs import error_record
+from grmjudge.cli.progress import RunStats, progress_line, summary
 from grmjudge.cli.runner import FatalRunError, RunPlan, judge_lines
-from grmjudge.cli.score import EXIT_ABORTED, EXIT_ERRORS, EXIT_OK, ScoreOptions, UsageError
 from grmjudge.cli.signals import StopSignals
 from grmjudge.exceptions import GRMJudgeError, InvalidInputError
+from grmjudge.journal import FileProblem, IdIndex, JournalWriter, dumps, truncate_partial_line
 from grmjudge.judge import Judge
+from grmjudge.progress import ProgressReporter
 from grmjudge.settings import JudgeSettings
 from grmjudge.voting import default_k_meta
 
@@ -86,7 +82,7 @@ class Session:
             if cache is not None:
                 anyio.run(cache.aclose)
             files.discard()
-            if isinstance(exc, GRMJudgeError | ResumeError | ValidationError):
+            if isinstance(exc, GRMJudgeError | ValidationError):
                 raise UsageError(redact(str(exc))) from exc
             raise
         return cls(options, stderr, redact, judge, existing, files)
@@ -95,8 +91,8 @@ class Session:
         """Judge the input into the output; print the summary; return the exit status."""
         o = self.options
         self._note_resume()
-        output = LineWriter(self.files.output, name="output", redact=self.redact)
-        errors = LineWriter(self.files.errors, name="errors file", redact=self.redact)
+        output = JournalWriter(self.files.output, name="output", redact=self.redact)
+        errors = JournalWriter(self.files.errors, name="errors file", redact=self.redact)
         limit = max_line_bytes(o.max_input_chars)
         stats = RunStats(scan=ScanCounts())
 
@@ -113,7 +109,12 @@ class Session:
             counts=stats.scan,
         )
         reporter = ProgressReporter(
-            stats, self.stderr, tty=_is_tty(self.stderr), every=o.progress_every, redact=self.redact
+            None if o.quiet else self.stderr,
+            lambda: progress_line(stats),
+            position=stats.position,
+            every=o.progress_every,
+            stamp=True,
+            redact=self.redact,
         )
         outcome, status, note = "finished", EXIT_OK, ""
         with StopSignals() as signals:  # from here on, Ctrl-C and kill stop the run without cutting a write
@@ -130,7 +131,7 @@ class Session:
                 note = f"grmjudge score: aborted: {exc}\nFix the cause, then run the same command with --resume."
             finally:
                 self.files.close()
-                reporter.end()
+                reporter.close()
             if stats.out_of_order:
                 note += (
                     f"\n{stats.out_of_order:,} finished items were written after items still in flight, out of "
@@ -144,7 +145,7 @@ class Session:
     async def _judge(
         self,
         scanner: InputScanner,
-        output: LineWriter,
+        output: JournalWriter,
         stats: RunStats,
         report: Callable[[LineError], None],
         reporter: ProgressReporter,
@@ -253,10 +254,3 @@ async def _count_total(path: Path, stats: RunStats) -> None:
         stats.total_lines = await anyio.to_thread.run_sync(count, abandon_on_cancel=True)
     except OSError:
         return  # the progress line simply shows no total
-
-
-def _is_tty(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False

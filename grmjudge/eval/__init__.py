@@ -7,13 +7,13 @@ every setting by the benchmark's official rules with bootstrap intervals, and wr
 only when a step needs them.
 """
 
-from grmjudge.eval.data import DataError
 from grmjudge.eval.harness import EvalOptions, evaluate
 from grmjudge.eval.items import Call, EvalItem, LoadedBenchmark
 from grmjudge.eval.loaders import BENCHMARK_NAMES, load_benchmark
 from grmjudge.eval.outcomes import TiePolicy
 from grmjudge.eval.report import EvalReport
 from grmjudge.eval.scorecards import Scorecard, paper_overall, scorecard
+from grmjudge.rows import DataError
 
 __all__ = [
     "BENCHMARK_NAMES",

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from grmjudge.eval.data import HubSource, SourceFile
+from grmjudge.rows import HubSource, SourceFile
 from grmjudge.types import Message
 
 

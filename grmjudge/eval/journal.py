@@ -1,11 +1,13 @@
 """The per-call JSONL of a run (``DIR/items.jsonl``): written as results arrive, read back to resume.
 
-Each line is one judged call of one pass: ``{"pass", "fingerprint", "call_id", "item_id", "result"}`` (the full
-[`ScoreResult`][grmjudge.results.ScoreResult], judgement texts optional) or ``{..., "error": {type, message}}``.
-A rerun skips every call that already has a finished line for the same pass and fingerprint. A call whose samples
-all failed at the backend (an outage), or that raised a backend error, is not finished: the rerun judges it again
-and its newest line wins. Lines of the same pass under another configuration (another judge, data, k or seed) make
-the run refuse to start rather than mix results; lines of a pass this run does not make are left alone.
+The file is a [`Journal`][grmjudge.journal.Journal]. Each line is one judged call of one pass: ``{"pass",
+"fingerprint", "call_id", "item_id", "result"}`` (the full [`ScoreResult`][grmjudge.results.ScoreResult], judgement
+texts optional) or ``{..., "error": {type, message}}``. A rerun skips every call that already has a finished line
+for the same pass and fingerprint. A call whose samples all failed at the backend (an outage), or that raised a
+backend error, is not finished: the rerun judges it again and its newest line wins. Lines of the same pass under
+another configuration (another judge, data, k or seed) make the run refuse to start rather than mix results
+([`ProvenanceMismatch`][grmjudge.journal.ProvenanceMismatch]); lines of a pass this run does not make are left
+alone.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from grmjudge.eval.scaling import CallRecord
-from grmjudge.exceptions import BackendError, ConfigurationError
+from grmjudge.exceptions import BackendError
+from grmjudge.journal import Journal, JournalError, check_provenance
 from grmjudge.results import BatchResult, ScoreResult
 
 TEXT_FIELDS = {"text", "principles", "critique"}
@@ -41,42 +44,40 @@ def _backend_error_names() -> frozenset[str]:
 
 
 BACKEND_ERRORS = _backend_error_names()
+_ADVICE = "resume with the same judge, data, --k and seed, or use a new --out"
 
 
 def read_journal(path: Path, expected: Mapping[str, str]) -> dict[str, dict[str, CallRecord]]:
-    """Finished calls by pass name, then call id; ``expected`` maps pass name -> fingerprint of this run."""
+    """Finished calls by pass name, then call id; ``expected`` maps pass name -> fingerprint of this run.
+
+    Once every line has been checked, a last line cut off by a killed run is removed from the file, to be redone.
+    """
     done: dict[str, dict[str, CallRecord]] = {name: {} for name in expected}
-    if not path.exists():
-        return done
-    for number, raw in enumerate(_complete_lines(path), start=1):
-        if not raw.strip():
-            continue
-        line = _parse(path, number, raw)
+    journal = Journal(path, kind="grmjudge eval journal")
+    for number, line in journal.records():
         pass_name = str(line.get("pass"))
         if pass_name not in expected:
             continue  # a pass this run does not make (e.g. the sampled pass of an earlier --k 1,8): kept, unused
-        if line.get("fingerprint") != expected[pass_name]:
-            raise ConfigurationError(
-                f"{path} line {number} holds results of another configuration (pass {pass_name!r}, fingerprint "
-                f"{line.get('fingerprint')!r}); resume with the same judge, data, --k and seed, or use a new --out"
-            )
+        found = {"fingerprint": line.get("fingerprint")}
+        check_provenance(path, number, found, {"fingerprint": expected[pass_name]}, advice=_ADVICE)
         record = _record(path, number, line)
         if record is not None:
             done[pass_name][record.call_id] = record
         else:
             done[pass_name].pop(str(line.get("call_id")), None)
+    journal.cut_partial_line()
     return done
 
 
-def journal_line(pass_name: str, fp: str, item_id: str, batch: BatchResult, *, texts: bool) -> str:
-    """One JSONL line for a judged call."""
+def journal_record(pass_name: str, fp: str, item_id: str, batch: BatchResult, *, texts: bool) -> dict[str, Any]:
+    """The journal line of a judged call."""
     line: dict[str, Any] = {"pass": pass_name, "fingerprint": fp, "call_id": batch.item_id, "item_id": item_id}
     if batch.error is not None:
         line["error"] = batch.error.model_dump()
     elif batch.result is not None:
         exclude = None if texts else {"samples": {"__all__": TEXT_FIELDS}}
         line["result"] = batch.result.model_dump(mode="json", exclude=exclude)
-    return json.dumps(line, ensure_ascii=False) + "\n"
+    return line
 
 
 def record_of(batch: BatchResult) -> CallRecord | None:
@@ -95,31 +96,11 @@ def _outage(result: ScoreResult) -> bool:
     return bool(result.samples) and all(s.error is not None and s.error.kind == "backend" for s in result.samples)
 
 
-def _complete_lines(path: Path) -> list[str]:
-    """The file's complete lines; a last line cut off by a killed run is removed from the file, to be redone."""
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    if end < len(data):
-        with path.open("r+b") as handle:
-            handle.truncate(end)
-    return data[:end].decode("utf-8").splitlines()
-
-
-def _parse(path: Path, number: int, raw: str) -> dict[str, Any]:
-    try:
-        line: object = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ConfigurationError(f"{path} line {number} is not valid JSON: {exc}") from exc
-    if not isinstance(line, dict):
-        raise ConfigurationError(f"{path} line {number} is not a JSON object")
-    return line  # pyright: ignore[reportUnknownVariableType]
-
-
 def _record(path: Path, number: int, line: dict[str, Any]) -> CallRecord | None:
     try:
         batch = BatchResult.model_validate(
             {"index": 0, "item_id": line["call_id"], "result": line.get("result"), "error": line.get("error")}
         )
     except (KeyError, ValidationError) as exc:
-        raise ConfigurationError(f"{path} line {number} is not a grmjudge eval record: {exc}") from exc
+        raise JournalError(f"line {number} of {path} is not a grmjudge eval record: {exc}") from exc
     return record_of(batch)

@@ -22,7 +22,6 @@ from grmjudge.eval.constants import (
     REWARDBENCH_SUBSETS,
     RM_BENCH_DOMAINS,
 )
-from grmjudge.eval.data import DataError, Row, RowSet, data_files, hub_rows, hub_splits, read_files
 from grmjudge.eval.items import (
     AllPairsLabel,
     BestLabel,
@@ -35,6 +34,7 @@ from grmjudge.eval.items import (
     TiesLabel,
 )
 from grmjudge.exceptions import ConfigurationError
+from grmjudge.rows import DataError, Row, RowSet, data_files, hub_rows, hub_splits, read_files
 
 BenchmarkName = Literal[
     "rewardbench", "rewardbench2", "ppe-preference", "ppe-correctness", "rmb", "rm-bench", "judgebench"

@@ -13,14 +13,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import anyio
-
 from grmjudge._batch import JudgeItem, stream_batch
 from grmjudge._runtime import ReceiveStream
 from grmjudge.eval.items import Call, LoadedBenchmark
-from grmjudge.eval.journal import journal_line, record_of
+from grmjudge.eval.journal import journal_record, record_of
 from grmjudge.eval.progress import PassCounts, Progress
 from grmjudge.eval.scaling import CallRecord
+from grmjudge.journal import Journal
 from grmjudge.judge import Judge
 from grmjudge.results import BatchResult, ScoreResult
 from grmjudge.scalar import ScalarJudge
@@ -65,7 +64,7 @@ async def run_pass(
     counts.items_done = len(benchmark.items) - len(waiting)
     progress.start(plan.name, counts)
     todo = [call for call in benchmark.calls() if call.id not in done]
-    async with await anyio.open_file(journal, "a", encoding="utf-8") as out:
+    with Journal(journal, kind="grmjudge eval journal").writer() as out:
         for fixed in (False, True):
             group = [call for call in todo if call.fixed_order is fixed]
             if not group:
@@ -73,12 +72,11 @@ async def run_pass(
             async with _stream(judge, group, plan, fixed, options.concurrency) as results:
                 async for batch in results:
                     item_id = item_of[batch.item_id]
-                    await out.write(journal_line(plan.name, plan.fingerprint, item_id, batch, texts=options.texts))
-                    await out.flush()
+                    out.append(journal_record(plan.name, plan.fingerprint, item_id, batch, texts=options.texts))
                     record = record_of(batch)
                     if record is not None:
                         done[batch.item_id] = record
-                    counts.add(batch)
+                    counts.add_batch(batch)
                     waiting[item_id] -= 1
                     counts.items_done += waiting[item_id] == 0
                     progress.tick()

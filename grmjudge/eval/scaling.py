@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from grmjudge.adaptive import AdaptivePlan
+from grmjudge.progress import failure_name
 from grmjudge.results import ScoreResult
 from grmjudge.voting import default_k_meta, derive_seed, select_by_meta, sum_votes
 
@@ -55,11 +56,6 @@ class CallRecord:
             for s in result.samples
         )
         return cls(call_id, tuple(result.scores) if result.scores is not None else None, votes)
-
-
-def failure_name(kind: str, reason: str) -> str:
-    """``parse:no_boxed`` for parse failures, the exception class name for backend failures."""
-    return f"parse:{reason}" if kind == "parse" else reason
 
 
 @dataclass(frozen=True)

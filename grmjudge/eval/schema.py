@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
-from grmjudge.eval.data import DataError, Row
 from grmjudge.exceptions import InvalidInputError
 from grmjudge.prompts import normalise_query
+from grmjudge.rows import DataError, Row
 from grmjudge.types import Message
 
 

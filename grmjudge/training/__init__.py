@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from grmjudge.exceptions import MissingDependencyError
 
 if TYPE_CHECKING:
+    from grmjudge.rows import DataError, RowError, read_rows
     from grmjudge.training._sampler import Judgement, JudgementSampler
     from grmjudge.training.data import LoadReport, SPCTExample, convert_rows, load_examples, write_examples
     from grmjudge.training.decontamination import DecontaminationReport, decontaminate
@@ -35,11 +36,10 @@ if TYPE_CHECKING:
     from grmjudge.training.rft import RejectionSampler, RFTSampleConfig, RFTStats, run_rft_sampling
     from grmjudge.training.rl_data import PrefilterReport, grpo_rows, prefilter
     from grmjudge.training.sft import JudgeSFTConfig, SFTResult, train_sft
-    from grmjudge.training.sources import DataError, RowError, read_rows
 
 _LIGHT = {
     "grmjudge.training.data": ("LoadReport", "SPCTExample", "convert_rows", "load_examples", "write_examples"),
-    "grmjudge.training.sources": ("DataError", "RowError", "read_rows"),
+    "grmjudge.rows": ("DataError", "RowError", "read_rows"),
     "grmjudge.training.decontamination": ("DecontaminationReport", "decontaminate"),
     "grmjudge.training.rewards": (
         "Label",

@@ -26,16 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from grmjudge._inputs import content_id
 from grmjudge.exceptions import ConfigurationError, InvalidInputError
 from grmjudge.prompts import normalise_query
-from grmjudge.training.decontamination import DecontaminationReport, decontaminate, eval_prompts
+from grmjudge.rows import DataError, RowError, read_rows, row_error_reason, row_id
+from grmjudge.training.decontamination import PROMPT_KEYS, DecontaminationReport, decontaminate, eval_prompts
 from grmjudge.training.rewards import Label
-from grmjudge.training.sources import (
-    PROMPT_KEYS,
-    DataError,
-    RowError,
-    read_rows,
-    row_error_reason,
-    row_id,
-)
 from grmjudge.types import Message
 from grmjudge.voting import derive_seed
 
@@ -130,7 +123,7 @@ def convert_rows(
     column_map: Mapping[str, str] | None = None,
     rating_key: str = "helpfulness",
 ) -> LoadReport:
-    """Turn rows into examples, collecting a [`RowError`][grmjudge.training.data.RowError] for each bad row.
+    """Turn rows into examples, collecting a [`RowError`][grmjudge.rows.RowError] for each bad row.
 
     ``format="auto"`` picks the adapter from the first row's columns. ``column_map`` renames columns first
     (``{"question": "prompt"}``). Pairwise rows are put in a random A/B order seeded by (``seed``, id), so the
@@ -183,14 +176,14 @@ def load_examples(
 
     ``decontaminate_with`` names evaluation sets whose prompts must not appear in training (see
     `decontaminate`). With ``on_error="raise"`` any bad row raises
-    [`DataError`][grmjudge.training.data.DataError] listing all of them; ``"report"`` returns them in
+    [`DataError`][grmjudge.rows.DataError] listing all of them; ``"report"`` returns them in
     ``LoadReport.errors`` for the caller to handle.
     """
     tag = source_name if source_name is not None else _default_source_name(source)
     rows = read_rows(source, split=split, name=name)
     report = convert_rows(rows, format=format, source=tag, seed=seed, column_map=column_map, rating_key=rating_key)
     if report.errors and on_error == "raise":
-        raise DataError(str(source), report.errors)
+        raise DataError.listing(str(source), report.errors)
     if decontaminate_with:
         prompts = [prompt for path in decontaminate_with for prompt in eval_prompts(read_rows(path, split=split))]
         cleaned = decontaminate(report.examples, prompts)

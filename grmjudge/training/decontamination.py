@@ -8,19 +8,40 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from grmjudge.prompts import Query, normalise_query
-from grmjudge.training.sources import PROMPT_KEYS, DataError, RowError
+from grmjudge.rows import DataError, RowError
+from grmjudge.types import Message
 
-if TYPE_CHECKING:
-    from grmjudge.training.data import SPCTExample
+__all__ = [
+    "PROMPT_KEYS",
+    "DecontaminationReport",
+    "decontaminate",
+    "eval_prompts",
+    "normalise_prompt",
+    "prompt_text",
+]
 
-__all__ = ["DecontaminationReport", "decontaminate", "eval_prompts", "normalise_prompt", "prompt_text"]
+PROMPT_KEYS = ("prompt", "query")
+"""Columns that hold the query, in order of preference."""
 
 _NON_WORD = re.compile(r"[\W_]+")
+
+
+class Example(Protocol):
+    """What decontamination needs of a training example: its id and its conversation."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def query(self) -> Sequence[Message]: ...
+
+
+E = TypeVar("E", bound=Example)
 
 
 def normalise_prompt(text: str) -> str:
@@ -38,23 +59,23 @@ def eval_prompts(rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:
     for index, row in enumerate(rows):
         value = next((row[key] for key in PROMPT_KEYS if key in row), None)
         if value is None:
-            raise DataError("the evaluation set", [RowError(index, "no 'prompt' or 'query' column")])
+            raise DataError.listing("the evaluation set", [RowError(index, "no 'prompt' or 'query' column")])
         yield prompt_text(value)
 
 
 @dataclass(frozen=True)
-class DecontaminationReport:
+class DecontaminationReport(Generic[E]):
     """The examples kept and the ids of those dropped because an evaluation prompt matches theirs."""
 
-    kept: list[SPCTExample]
+    kept: list[E]
     dropped_ids: list[str]
 
 
-def decontaminate(examples: Iterable[SPCTExample], eval_set: Iterable[str | Query]) -> DecontaminationReport:
+def decontaminate(examples: Iterable[E], eval_set: Iterable[str | Query]) -> DecontaminationReport[E]:
     """Drop every example whose normalised last user turn equals a normalised evaluation prompt."""
     banned = {normalise_prompt(prompt_text(prompt)) for prompt in eval_set}
     banned.discard("")
-    kept: list[SPCTExample] = []
+    kept: list[E] = []
     dropped: list[str] = []
     for example in examples:
         if normalise_prompt(example.query[-1].content) in banned:

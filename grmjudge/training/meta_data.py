@@ -13,18 +13,20 @@ Output directory: ``records.jsonl`` (one line per item; resumable), ``meta.jsonl
 from __future__ import annotations
 
 import random
+import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from pydantic import BaseModel
 
 from grmjudge.backends.base import Backend
 from grmjudge.exceptions import ConfigurationError
+from grmjudge.journal import Journal
 from grmjudge.prompts import meta_messages
-from grmjudge.training._records import RecordLog, write_jsonl
+from grmjudge.rows import write_jsonl
 from grmjudge.training._runcard import write_run_card
 from grmjudge.training._runner import RunProgress, run_items
 from grmjudge.training._sampler import Judgement, JudgementSampler, sampler_backend, sampler_from_config
@@ -77,9 +79,18 @@ class MetaSampleStats(BaseModel):
 
 
 async def sample_meta_records(
-    examples: Iterable[SPCTExample], sampler: JudgementSampler, output_dir: str | Path, *, k: int, concurrency: int = 16
+    examples: Iterable[SPCTExample],
+    sampler: JudgementSampler,
+    output_dir: str | Path,
+    *,
+    k: int,
+    concurrency: int = 16,
+    progress: TextIO | None = None,
 ) -> RunProgress:
-    """Sample ``k`` judgements of every item not yet recorded in ``output_dir/records.jsonl``."""
+    """Sample ``k`` judgements of every item not yet recorded in ``output_dir/records.jsonl``.
+
+    ``progress`` (e.g. ``sys.stderr``) receives the progress line.
+    """
 
     async def job(example: SPCTExample) -> dict[str, Any] | None:
         judgements = await sampler.draw(example, k, "meta")
@@ -92,8 +103,8 @@ async def sample_meta_records(
             "judgements": [j.to_record() for j in judgements],
         }
 
-    with RecordLog(Path(output_dir) / RECORDS_FILE) as log:
-        return await run_items(examples, job, log, concurrency=concurrency)
+    journal = Journal(Path(output_dir) / RECORDS_FILE, kind="records file")
+    return await run_items(examples, job, journal, concurrency=concurrency, progress=progress)
 
 
 def meta_rows(
@@ -130,16 +141,21 @@ async def run_meta_sampling(config: MetaSampleConfig, *, backend: Backend | None
     try:
         sampler = sampler_from_config(backend, config)
         progress = await sample_meta_records(
-            report.examples, sampler, config.output_dir, k=config.samples_per_item, concurrency=config.concurrency
+            report.examples,
+            sampler,
+            config.output_dir,
+            k=config.samples_per_item,
+            concurrency=config.concurrency,
+            progress=sys.stderr,
         )
     finally:
         if own:
             await backend.aclose()
     out = Path(config.output_dir)
-    records = list(RecordLog(out / RECORDS_FILE).read())
+    records = list(Journal(out / RECORDS_FILE).read())
     rows = list(meta_rows(records, origin="grm", include_parse_failures=config.include_parse_failures))
     for path in config.rft_records or ():
-        rft = RecordLog(path).read()
+        rft = Journal(path).read()
         rows.extend(meta_rows(rft, origin="rft", include_parse_failures=config.include_parse_failures))
     write_jsonl(out / META_FILE, rows)
     stats = MetaSampleStats(

@@ -26,11 +26,11 @@ from pydantic import BaseModel
 
 from grmjudge._optional import require
 from grmjudge.exceptions import ConfigurationError, InvalidInputError
+from grmjudge.rows import read_checked
 from grmjudge.training._hf import ModelOptions, logged_losses, save_checkpoint
 from grmjudge.training._runcard import write_run_card
 from grmjudge.training.config import option
 from grmjudge.training.meta_data import balance_classes, roc_auc, split_by_item
-from grmjudge.training.sources import read_checked
 from grmjudge.types import Message
 
 torch: Any = require("torch", extra="train")

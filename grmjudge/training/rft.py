@@ -19,18 +19,20 @@ Anthropic, a local transformers model).
 
 from __future__ import annotations
 
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 from pydantic import BaseModel, Field
 
 from grmjudge.backends.base import Backend
 from grmjudge.exceptions import ConfigurationError
+from grmjudge.journal import Journal
 from grmjudge.prompts import PromptTemplate, judge_messages
-from grmjudge.training._records import RecordLog, write_jsonl
+from grmjudge.rows import write_jsonl
 from grmjudge.training._runcard import write_run_card
 from grmjudge.training._runner import RunProgress, run_items
 from grmjudge.training._sampler import Judgement, JudgementSampler, sampler_backend, sampler_from_config
@@ -146,16 +148,26 @@ class RejectionSampler:
             "judgements": [j.to_record() for j in judgements],
         }
 
-    async def run(self, examples: Iterable[SPCTExample], output_dir: str | Path, *, concurrency: int = 16) -> RFTStats:
-        """Sample every item not yet recorded in ``output_dir``, then write ``sft.jsonl`` and ``stats.json``."""
+    async def run(
+        self,
+        examples: Iterable[SPCTExample],
+        output_dir: str | Path,
+        *,
+        concurrency: int = 16,
+        progress: TextIO | None = None,
+    ) -> RFTStats:
+        """Sample every item not yet recorded in ``output_dir``, then write ``sft.jsonl`` and ``stats.json``.
+
+        ``progress`` (e.g. ``sys.stderr``) receives the progress line.
+        """
         out = Path(output_dir)
         templates = {t.hash: t for t in (self.sampler.template, self.sampler.single_template)}
-        with RecordLog(out / RECORDS_FILE) as log:
-            self._check_resumable(log.read(), templates)
-            progress = await run_items(examples, self.sample_item, log, concurrency=concurrency)
-            records = list(log.read())
+        journal = Journal(out / RECORDS_FILE, kind="records file")
+        self._check_resumable(journal.read(), templates)
+        run = await run_items(examples, self.sample_item, journal, concurrency=concurrency, progress=progress)
+        records = list(journal.read())
         write_jsonl(out / SFT_FILE, export_sft_rows(records, templates))
-        stats = rft_stats(records, hint_mode=self.hint_mode, samples_per_item=self.samples_per_item, progress=progress)
+        stats = rft_stats(records, hint_mode=self.hint_mode, samples_per_item=self.samples_per_item, progress=run)
         (out / STATS_FILE).write_text(stats.model_dump_json(indent=2) + "\n", encoding="utf-8")
         return stats
 
@@ -309,7 +321,9 @@ async def run_rft_sampling(config: RFTSampleConfig, *, backend: Backend | None =
             samples_per_item=config.samples_per_item,
             hint_mode=config.hint_mode,  # pyright: ignore[reportArgumentType]  (checked in __post_init__)
         )
-        stats = await rejection.run(report.examples, config.output_dir, concurrency=config.concurrency)
+        stats = await rejection.run(
+            report.examples, config.output_dir, concurrency=config.concurrency, progress=sys.stderr
+        )
     finally:
         if own:
             await backend.aclose()

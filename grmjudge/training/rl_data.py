@@ -13,11 +13,11 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
+from grmjudge.journal import Journal
 from grmjudge.prompts import PromptTemplate, judge_messages
 from grmjudge.settings import ShuffleMode
-from grmjudge.training._records import RecordLog
 from grmjudge.training._runner import run_items
 from grmjudge.training._sampler import Judgement, JudgementSampler
 from grmjudge.training.data import SPCTExample
@@ -68,12 +68,14 @@ async def prefilter(
     k: int = 3,
     drop_always_wrong: bool = False,
     concurrency: int = 16,
+    progress: TextIO | None = None,
 ) -> PrefilterReport:
     """Sample ``k`` judgements per item from a reference backend and drop the items it always gets right.
 
     ``drop_always_wrong`` also drops items with no correct sample (they give no signal either, but may be
     label noise or simply hard). Samples are recorded in ``records_dir/records.jsonl``, so an interrupted
-    filter resumes; an item whose backend failed is kept (and its id reported).
+    filter resumes; an item whose backend failed is kept (and its id reported). ``progress`` (e.g. ``sys.stderr``)
+    receives the progress line.
     """
 
     async def job(example: SPCTExample) -> dict[str, Any] | None:
@@ -82,11 +84,11 @@ async def prefilter(
             return None
         return {"id": example.id, "judgements": [j.to_record() for j in judgements]}
 
-    with RecordLog(Path(records_dir) / "records.jsonl") as log:
-        progress = await run_items(examples, job, log, concurrency=concurrency)
-        outcomes = {
-            record["id"]: [Judgement.from_record(j).correct for j in record["judgements"]] for record in log.read()
-        }
+    journal = Journal(Path(records_dir) / "records.jsonl", kind="records file")
+    run = await run_items(examples, job, journal, concurrency=concurrency, progress=progress)
+    outcomes = {
+        record["id"]: [Judgement.from_record(j).correct for j in record["judgements"]] for record in journal.read()
+    }
     kept: list[SPCTExample] = []
     too_easy: list[str] = []
     always_wrong: list[str] = []
@@ -98,4 +100,4 @@ async def prefilter(
             always_wrong.append(example.id)
         else:
             kept.append(example)
-    return PrefilterReport(kept, too_easy, always_wrong, progress.failed_ids)
+    return PrefilterReport(kept, too_easy, always_wrong, run.failed_ids)

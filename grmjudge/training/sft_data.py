@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from grmjudge.exceptions import InvalidInputError
-from grmjudge.training.sources import read_checked
+from grmjudge.rows import read_checked
 from grmjudge.types import Message
 
 __all__ = ["load_prompt_completion", "mix_general"]
@@ -21,7 +21,7 @@ def load_prompt_completion(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
     """Conversational prompt-completion rows from files of prompt/completion or ``messages`` rows.
 
     String prompts and completions become one user and one assistant turn; a ``messages`` row is split
-    before its last (assistant) turn. Bad rows raise a [`DataError`][grmjudge.training.data.DataError].
+    before its last (assistant) turn. Bad rows raise a [`DataError`][grmjudge.rows.DataError].
     """
     return [row for path in paths for row in read_checked(path, _prompt_completion)]
 

@@ -13,14 +13,17 @@ from pathlib import Path
 import pytest
 
 from grmjudge import Judge, JudgeSettings
+from grmjudge._redact import Redactor
 from grmjudge.backends.function import FunctionBackend
 from grmjudge.backends.limits import RateLimits
 from grmjudge.backends.openai import OpenAIBackend
 from grmjudge.cli.build import JudgeOptions, build_backend, build_settings
 from grmjudge.cli.inputs import ScanCounts
-from grmjudge.cli.outputs import LineWriter, Redactor, dumps, output_record
-from grmjudge.cli.progress import ProgressReporter, RunStats
+from grmjudge.cli.outputs import output_record
+from grmjudge.cli.progress import RunStats, progress_line
 from grmjudge.cli.runner import REORDER_FACTOR
+from grmjudge.journal import JournalWriter, dumps
+from grmjudge.progress import ProgressReporter
 from tests.cli.conftest import (
     RecordingServer,
     expected_scores,
@@ -156,7 +159,7 @@ async def test_a_result_holding_lone_surrogates_is_written_as_valid_utf8_json(tm
     path = tmp_path / "out.jsonl"
 
     with path.open("ab", buffering=0) as file:
-        LineWriter(file, name="output", redact=Redactor([])).write(
+        JournalWriter(file, name="output", redact=Redactor([])).write(
             dumps(output_record(result, "id-\ud800", None, texts=True))
         )
 
@@ -294,14 +297,15 @@ def test_progress_redraws_in_place_on_a_terminal() -> None:
     stream = Terminal()
     stats = RunStats(scan=ScanCounts(lines=10, blank=1), total_lines=100, settled=9, written=9, samples=18)
     stats.failures["parse:no_boxed_scores"] = 2
-    reporter = ProgressReporter(stats, stream, tty=stream.isatty(), every=5.0, redact=Redactor([]))
+    reporter = ProgressReporter(stream, lambda: progress_line(stats), position=stats.position, redact=Redactor([]))
 
     reporter.draw()
     reporter.draw()
-    reporter.end()
+    reporter.close()
 
     text = stream.getvalue()
-    assert text.count("\r") == 2 and text.endswith("\x1b[K\n")
+    assert text.startswith("\r") and text.count("\r") >= 2  # each drawing overwrites the last
+    assert "\n" not in text[:-1] and text.endswith("\n")  # one line, left for a fresh one at the end
     assert "lines 10/100" in text and "failed parse:no_boxed_scores 2" in text and "ETA" in text
 
 

@@ -21,7 +21,8 @@ from grmjudge import Judge
 from grmjudge._redact import Redactor
 from grmjudge.backends import FunctionBackend
 from grmjudge.cli.inputs import InputScanner, LineError, LineItem, max_line_bytes, read_lines
-from grmjudge.cli.outputs import LineWriter, dumps, error_record, output_record
+from grmjudge.cli.outputs import error_record, output_record
+from grmjudge.journal import JournalWriter, dumps
 from tests.judges import by_length
 from tests.strategies import CHATS, JSON, PROPERTIES, TEXT, WELL_FORMED
 
@@ -133,7 +134,7 @@ def judge(items: list[LineItem]) -> list[tuple[Any, str, int | None]]:
 def read_back(records: list[dict[str, Any]]) -> list[Any]:
     """The records written as the CLI writes them (secrets redacted), read back as strict UTF-8 JSON lines."""
     file = io.BytesIO()
-    writer = LineWriter(file, name="output", redact=Redactor([SECRET]))
+    writer = JournalWriter(file, name="output", redact=Redactor([SECRET]))
     for record in records:
         writer.write(dumps(record))
     lines = file.getvalue().decode("utf-8").split("\n")

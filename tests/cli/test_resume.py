@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 
 from grmjudge.cache import sample_keys
-from grmjudge.cli.ids import IdIndex
-from grmjudge.cli.resume import truncate_partial_line
+from grmjudge.journal import IdIndex, truncate_partial_line
 from grmjudge.prompts import DEFAULT_TEMPLATE
 from grmjudge.types import GenerationRequest, Message
 from tests.cli.conftest import (

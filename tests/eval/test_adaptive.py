@@ -10,12 +10,12 @@ import pytest
 from grmjudge import AdaptivePolicy, FunctionMetaScorer, Judge, JudgeSettings, MetaInput
 from grmjudge.backends import FunctionBackend
 from grmjudge.eval import EvalOptions, evaluate
-from grmjudge.eval.data import SourceFile
 from grmjudge.eval.items import BestLabel, Call, DataSource, EvalItem, LoadedBenchmark
 from grmjudge.eval.outcomes import TiePolicy
 from grmjudge.eval.report import markdown
 from grmjudge.eval.scaling import CallRecord, Setting, replay
 from grmjudge.eval.scoring import ScoringPlan
+from grmjudge.rows import SourceFile
 from grmjudge.types import GenerationRequest
 from tests.judges import judgement, shown_responses
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from grmjudge.eval import DataError, load_benchmark
-from grmjudge.eval.data import file_sha256
 from grmjudge.eval.items import BestLabel, TiesLabel
 from grmjudge.exceptions import ConfigurationError
+from grmjudge.rows import file_sha256
 from tests.eval.conftest import DATA
 from tests.servers import REPO_ROOT
 

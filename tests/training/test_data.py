@@ -202,7 +202,7 @@ def test_bad_rows_raise_one_error_listing_all_of_them(tmp_path: Path) -> None:
 def test_a_broken_jsonl_line_is_named(tmp_path: Path) -> None:
     path = tmp_path / "broken.jsonl"
     path.write_text('{"prompt": "q", "chosen": "a", "rejected": "b"}\n{"prompt": \n')
-    with pytest.raises(DataError, match="line 2 is not valid JSON"):
+    with pytest.raises(DataError, match="broken.jsonl line 2: not valid JSON"):
         list(read_rows(path))
 
 

@@ -182,7 +182,7 @@ async def test_a_corrupt_line_in_the_middle_is_an_error(tmp_path: Path) -> None:
     await rejection(ScriptedSampler(NON_HINTED, HINTED)).run(ITEMS[:2], tmp_path)
     records = tmp_path / "records.jsonl"
     records.write_text("{not json}\n" + records.read_text())
-    with pytest.raises(ConfigurationError, match="line 1 is not valid JSON"):
+    with pytest.raises(ConfigurationError, match=r"line 1 of .*records\.jsonl is not valid JSON"):
         await rejection(ScriptedSampler(NON_HINTED, HINTED)).run(ITEMS[:2], tmp_path)
 
 

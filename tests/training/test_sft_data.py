@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from grmjudge.rows import DataError
 from grmjudge.training.sft_data import load_prompt_completion, mix_general
-from grmjudge.training.sources import DataError
 
 
 def write(path: Path, rows: list[dict]) -> Path:

@@ -32,7 +32,7 @@ for _module in ("torch", "transformers", "trl", "datasets", "matplotlib"):
 
 from grmjudge.training.data import load_examples  # noqa: E402
 from grmjudge.training.toy.config import DEMO_DIR, QUICK  # noqa: E402
-from grmjudge.training.toy.pipeline import GRM_STAGES, STAGES  # noqa: E402
+from grmjudge.training.toy.pipeline import GRM_STAGES, STAGES, read_stages  # noqa: E402
 
 MARGIN = 0.10
 """How far above chance (the mean of 1/n over the held-out items) the final GRM's greedy accuracy must be."""
@@ -60,7 +60,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subproces
 
 def test_every_stage_ran_and_left_its_outputs(quick_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     out, _ = quick_run
-    stages = json.loads((out / "stages.json").read_text())
+    stages = read_stages(out)
     assert list(stages) == list(STAGES)
     for model in ("init", *GRM_STAGES, "meta_rm"):
         assert (out / model / "model.safetensors").exists(), model

@@ -14,8 +14,9 @@ run exercises exactly what a user runs at scale:
    (`run_meta_sampling`), and a meta RM fitted on them, started from the final GRM's weights (`train_meta_rm`).
 8. ``eval``: greedy, Voting@k and MetaRM@k on the held-out items for each of the three GRMs (`evaluate`).
 
-Each finished stage is recorded in ``stages.json`` with its wall time and summary; a rerun on the same
-directory skips finished stages, and refuses to continue a run made with another config.
+Each finished stage is a line of ``stages.jsonl`` (a [`Journal`][grmjudge.journal.Journal] whose first line holds
+the config) with its wall time and summary; a rerun on the same directory skips finished stages, and refuses to
+continue a run made with another config.
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ from typing import Any
 
 import anyio
 
-from grmjudge.eval.data import SourceFile, file_sha256
 from grmjudge.eval.harness import EvalOptions, evaluate
 from grmjudge.eval.items import BestLabel, Call, DataSource, EvalItem, LoadedBenchmark
 from grmjudge.exceptions import ConfigurationError
+from grmjudge.journal import Journal, check_provenance
 from grmjudge.judge import Judge
 from grmjudge.prompts import judge_messages
+from grmjudge.rows import SourceFile, file_sha256
 from grmjudge.settings import JudgeSettings
 from grmjudge.training.data import SPCTExample, load_examples, write_examples
 from grmjudge.training.toy.config import DEMO_DIR, ToyConfig
@@ -43,13 +45,12 @@ from grmjudge.training.toy.tasks import make_items
 from grmjudge.training.toy.teacher import Teacher
 from grmjudge.training.toy.templates import TOY_SINGLE_TEMPLATE, TOY_TEMPLATE, write_template
 
-__all__ = ["GRM_STAGES", "STAGES", "export_demo", "heldout_benchmark", "run"]
+__all__ = ["GRM_STAGES", "STAGES", "export_demo", "heldout_benchmark", "read_stages", "run"]
 
 GRM_STAGES = ("cold_start", "rft", "grpo")
 """The three judges the report compares, in training order."""
 
-STAGES_FILE = "stages.json"
-CONFIG_FILE = "config.json"
+STAGES_FILE = "stages.jsonl"
 BENCHMARK = "toy-spct"
 EVAL_KS = (1, 2, 4, 8, 16)
 
@@ -338,44 +339,54 @@ STAGES: dict[str, Callable[[_Run], dict[str, Any]]] = {
     "meta_rm": _meta_rm,
     "eval": _eval,
 }
-"""The stages in order; each returns a small summary for ``stages.json``."""
+"""The stages in order; each returns a small summary for the stage record."""
 
 
 def run(out: str | Path, config: ToyConfig, *, log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    """Run every stage not yet finished in ``out`` and return ``stages.json``'s content."""
+    """Run every stage not yet finished in ``out`` and return each stage's wall time and summary, by name."""
     directory = Path(out)
     directory.mkdir(parents=True, exist_ok=True)
-    _check_config(directory, config)
-    state = _read_stages(directory)
+    journal = _stage_journal(directory)
+    state, started_before = _read_record(journal, config)
     toy = _Run(directory, config)
-    for name, stage in STAGES.items():
-        if name in state:
-            log(f"{name}: done earlier ({state[name]['seconds']:.0f} s)")
-            continue
-        log(f"{name}: running")
-        started = time.perf_counter()
-        summary = stage(toy)
-        state[name] = {"seconds": round(time.perf_counter() - started, 1), "summary": summary}
-        (directory / STAGES_FILE).write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
-        log(f"{name}: {state[name]['seconds']:.0f} s {json.dumps(summary)}")
+    with journal.writer() as record:
+        if not started_before:
+            record.append({"config": config.to_dict()})
+        for name, stage in STAGES.items():
+            if name in state:
+                log(f"{name}: done earlier ({state[name]['seconds']:.0f} s)")
+                continue
+            log(f"{name}: running")
+            started = time.perf_counter()
+            summary = stage(toy)
+            state[name] = {"seconds": round(time.perf_counter() - started, 1), "summary": summary}
+            record.append({"stage": name, **state[name]})
+            log(f"{name}: {state[name]['seconds']:.0f} s {json.dumps(summary)}")
     return state
 
 
-def _check_config(directory: Path, config: ToyConfig) -> None:
-    path = directory / CONFIG_FILE
-    wanted = config.to_dict()
-    if path.exists():
-        recorded = json.loads(path.read_text(encoding="utf-8"))
-        if recorded != wanted:
-            changed = sorted(k for k in wanted if recorded.get(k) != wanted[k])
-            raise ConfigurationError(f"{directory} holds a run with another config (differs in {', '.join(changed)})")
-    else:
-        path.write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
+def read_stages(out: str | Path) -> dict[str, Mapping[str, Any]]:
+    """The finished stages of the run in ``out``, by name: ``{"seconds": ..., "summary": ...}`` (none: empty)."""
+    return _read_record(_stage_journal(Path(out)), None)[0]
 
 
-def _read_stages(directory: Path) -> dict[str, Mapping[str, Any]]:
-    path = directory / STAGES_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+def _stage_journal(directory: Path) -> Journal:
+    return Journal(directory / STAGES_FILE, kind="toy run's stage record")
+
+
+def _read_record(journal: Journal, config: ToyConfig | None) -> tuple[dict[str, Mapping[str, Any]], bool]:
+    """Finished stages by name, and whether the record has begun; a ``config`` must match the recorded one."""
+    state: dict[str, Mapping[str, Any]] = {}
+    begun = False
+    for number, line in journal.records():
+        if "config" in line:
+            begun = True
+            if config is not None:
+                advice = "continue it with the config it was made with, or use another --out"
+                check_provenance(journal.path, number, line["config"], config.to_dict(), advice=advice)
+        else:
+            state[str(line["stage"])] = {"seconds": line["seconds"], "summary": line["summary"]}
+    return state, begun
 
 
 DEMO_FILES = (
@@ -403,7 +414,7 @@ def export_demo(out: str | Path, target: str | Path, *, items: int = 8) -> Path:
     This is how ``grmjudge/_demo`` (what ``grmjudge demo`` judges with) is made from a full run.
     """
     source, destination = Path(out), Path(target)
-    if "eval" not in _read_stages(source):
+    if "eval" not in read_stages(source):
         raise ConfigurationError(f"{source} has no finished toy run to export")
     for model, name in (("grpo", "grm"), ("meta_rm", "meta_rm")):
         _copy_model(source / model, destination / name)

@@ -16,7 +16,7 @@ from typing import Any
 from grmjudge._optional import require
 from grmjudge.eval.report import EvalReport, Number
 from grmjudge.exceptions import ConfigurationError
-from grmjudge.training.toy.pipeline import GRM_STAGES, STAGES_FILE
+from grmjudge.training.toy.pipeline import GRM_STAGES, read_stages
 
 __all__ = ["ROW_NAMES", "columns", "load_reports", "table_rows", "write_markdown", "write_plot"]
 
@@ -31,8 +31,7 @@ _COLORS = {"cold_start": "tab:gray", "rft": "tab:blue", "grpo": "tab:red"}
 def load_reports(out: str | Path) -> dict[str, EvalReport]:
     """Each GRM's evaluation report; a run whose ``eval`` stage has not finished raises `ConfigurationError`."""
     directory = Path(out)
-    stages = directory / STAGES_FILE
-    if not stages.exists() or "eval" not in json.loads(stages.read_text(encoding="utf-8")):
+    if "eval" not in read_stages(directory):
         raise ConfigurationError(
             f"{directory} has no finished toy run: run `python -m grmjudge.training.toy run` first"
         )
@@ -95,7 +94,7 @@ def render_table(reports: dict[str, EvalReport]) -> str:
 def write_markdown(out: str | Path, reports: dict[str, EvalReport]) -> Path:
     """Write ``report.md`` beside the run: the table, then each stage's time and summary."""
     directory = Path(out)
-    stages = json.loads((directory / STAGES_FILE).read_text(encoding="utf-8"))
+    stages = read_stages(directory)
     lines = ["# Toy SPCT reproduction", "", render_table(reports), "## Stages", ""]
     lines += ["| Stage | Seconds | Summary |", "|---|---|---|"]
     for name, entry in stages.items():

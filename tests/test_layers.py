@@ -17,11 +17,6 @@ CONTRACTS: list[str] = [
     contract["id"]
     for contract in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
 ]
-NOT_YET_KEPT = {
-    "no-cycles": "cycles in cli/, eval/ and training/ (cli.score <-> runner/session, eval.report <-> harness, "
-    "training.decontamination <-> data) and eval -> cli (eval.cli imports cli.args)",
-}
-"""Contracts that the rest of the package does not keep yet; strict xfail, so keeping them fails this test."""
 
 
 def lint_imports(root: Path, contract: str) -> subprocess.CompletedProcess[str]:
@@ -37,13 +32,7 @@ def lint_imports(root: Path, contract: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize(
-    "contract",
-    [
-        pytest.param(c, marks=pytest.mark.xfail(reason=NOT_YET_KEPT[c], strict=True)) if c in NOT_YET_KEPT else c
-        for c in CONTRACTS
-    ],
-)
+@pytest.mark.parametrize("contract", CONTRACTS)
 def test_the_package_keeps_the_contract(contract: str) -> None:
     result = lint_imports(ROOT, contract)
     assert result.returncode == 0, result.stdout + result.stderr

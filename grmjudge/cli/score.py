@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from grmjudge.cli import args as arg_types
+from grmjudge import argtypes as arg_types
 from grmjudge.cli.build import JudgeOptions
 from grmjudge.cli.options import DEFAULT_MAX_INPUT_CHARS, EXIT_INTERRUPTED, EXIT_USAGE, ScoreOptions, UsageError
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from pydantic import ValidationError
 
-from grmjudge.cli.args import non_negative_int, positive_float, positive_int
+from grmjudge.argtypes import non_negative_int, positive_float, positive_int
 from grmjudge.eval.loaders import BENCHMARK_NAMES
 from grmjudge.eval.outcomes import TiePolicy
 from grmjudge.exceptions import ConfigurationError, GRMJudgeError

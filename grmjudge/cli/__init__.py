@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from grmjudge._version import __version__
 from grmjudge.cli import demo, score
+from grmjudge.serve import command as serve_command
 
 DELEGATED = {
     "eval": ("grmjudge.eval.cli", "evaluate a judge on reward-model benchmarks (extra 'eval')"),
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     score.add_parser(commands)
     demo.add_parser(commands)
+    serve_command.add_parser(commands)
     for name, (_, summary) in DELEGATED.items():
         commands.add_parser(name, help=summary, add_help=False)
     return parser

@@ -241,6 +241,11 @@ class _GroupCollector:
         self._max_wait = max_wait
         self._open: dict[Hashable, _OpenGroup] = {}
 
+    @property
+    def waiting(self) -> int:
+        """Groups still collecting completions."""
+        return len(self._open)
+
     @runs_on_runtime
     async def rewards(self, items: Sequence[RewardItem]) -> list[Reward]:
         memberships = [self._join(self._open, item) for item in items]

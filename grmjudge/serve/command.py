@@ -1,7 +1,8 @@
 """``grmjudge serve``: build the judge ``grmjudge score`` would build, and serve it with uvicorn until SIGTERM.
 
-Exit status: 0 after a signal once every accepted request is answered; 2 for bad arguments (a non-loopback bind
-without an API key among them), before anything listens.
+On SIGTERM or Ctrl-C it stops accepting connections, answers every request it accepted, closes the judge, and
+then ends by that signal (as uvicorn does). Exit status 2: bad arguments (a non-loopback bind without an API key
+among them), before anything listens.
 """
 
 from __future__ import annotations

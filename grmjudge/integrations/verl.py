@@ -27,10 +27,16 @@ judges each group listwise, or each completion against ``ground_truth`` as the r
 ``group_size`` set, completions of one row arriving in concurrent calls of one process (from any event loop or
 thread) are collected until the group is complete or ``max_wait`` seconds have passed, then judged together; a
 group fills only if all its completions reach the same process (``reward.num_workers=1``).
+
+[`VerlServiceReward`][grmjudge.integrations.verl.VerlServiceReward] asks a ``grmjudge serve`` service instead:
+each completion is posted to its ``/v1/rewards`` with the group's id and size, and the service collects the
+group from every worker, so the Reward Loop keeps its many workers.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Unpack
@@ -39,9 +45,13 @@ import anyio
 
 from grmjudge._runtime import runs_on_runtime
 from grmjudge._tasks import task_group
+from grmjudge.backends._http import HTTPClient
+from grmjudge.backends._urls import check_base_urls
 from grmjudge.exceptions import ConfigurationError, InvalidInputError
 from grmjudge.integrations._reward import (
     GroupRewarder,
+    Mode,
+    Normalisation,
     Reward,
     RewardAdapter,
     RewardItem,
@@ -52,7 +62,7 @@ from grmjudge.integrations._reward import (
 )
 from grmjudge.judge import Judge
 
-__all__ = ["VerlGRMReward"]
+__all__ = ["VerlGRMReward", "VerlServiceReward"]
 
 
 class VerlGRMReward(RewardAdapter):
@@ -289,3 +299,103 @@ def _settled(group: _OpenGroup) -> list[Reward]:
         raise group.error
     assert group.rewards is not None  # set before done
     return group.rewards
+
+
+class VerlServiceReward:
+    """A verl reward that asks a ``grmjudge serve`` service, which groups a prompt's completions across workers.
+
+    Expose ``compute_score`` under the name verl's ``reward.custom_reward_function.name`` points at. Each call
+    posts one completion to ``/v1/rewards`` with a group id made of the dataset row and the prompt (as
+    `VerlGRMReward` groups), so the service judges a group once ``group_size`` completions have arrived from any
+    workers, or after its group wait.
+
+    Args:
+        url: The service's base URL (``http://host:8080``), or a list of replicas. ``None`` uses verl's
+            ``reward_router_address`` keyword (``host:port``), for setups where that router fronts the service.
+        api_key: The service's key.
+        group_size: The rollout ``n`` (``actor_rollout_ref.rollout.n``).
+        query_key: The ``extra_info`` key holding the prompt the policy answered.
+        row_key: The ``extra_info`` key identifying the dataset row (``None``: the prompt alone).
+        mode: ``"listwise"`` or ``"reference"`` (against ``ground_truth``); ``None`` keeps the service's.
+        normalisation: As `VerlGRMReward`'s; ``None`` keeps the service's.
+        fallback: The reward of a completion without a verdict (verl needs a number).
+        timeout: Seconds per request, the group wait included.
+    """
+
+    def __init__(
+        self,
+        url: str | Sequence[str] | None = None,
+        *,
+        api_key: str | None = None,
+        group_size: int,
+        query_key: str = "question",
+        row_key: str | None = "index",
+        mode: Mode | None = None,
+        normalisation: Normalisation | None = None,
+        fallback: float = 0.0,
+        timeout: float = 600.0,
+    ) -> None:
+        if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise ConfigurationError(f"group_size must be the rollout n, a positive integer; got {group_size!r}")
+        self.urls = check_base_urls(url) if url is not None else None
+        self.api_key = api_key
+        self.group_size = group_size
+        self.query_key = query_key
+        self.row_key = row_key
+        self.mode: Mode | None = mode
+        self.normalisation: Normalisation | None = normalisation
+        self.fallback = fallback
+        self.timeout = timeout
+        self._clients: dict[tuple[str, ...], HTTPClient] = {}
+
+    def __repr__(self) -> str:
+        return f"VerlServiceReward(urls={self.urls!r}, group_size={self.group_size})"
+
+    async def compute_score(
+        self,
+        data_source: Any,
+        solution_str: str,
+        ground_truth: Any,
+        extra_info: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> float:
+        """The per-completion reward for verl's Reward Loop (``async``)."""
+        if not isinstance(solution_str, str):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise InvalidInputError(f"solution_str must be a string, got {type(solution_str).__name__}")
+        if not isinstance(extra_info, Mapping) or self.query_key not in extra_info:
+            raise InvalidInputError(f"extra_info has no {self.query_key!r}: put the prompt into extra_info")
+        info: Mapping[str, Any] = extra_info  # pyright: ignore[reportUnknownVariableType]
+        query = query_of(info[self.query_key], f"extra_info[{self.query_key!r}]")
+        prompt = [message.model_dump() for message in query]
+        row = str(info[self.row_key]) if self.row_key is not None and self.row_key in info else None
+        group_id = hashlib.sha256(json.dumps([row, prompt]).encode()).hexdigest()[:32]
+        body: dict[str, Any] = {
+            "prompt": prompt,
+            "completions": [solution_str],
+            "group_id": group_id,
+            "group_size": self.group_size,
+            "fallback": self.fallback,
+        }
+        if self.mode == "reference":
+            body["reference"] = reference_of(ground_truth, "ground_truth")
+        body |= {key: value for key, value in (("mode", self.mode), ("normalisation", self.normalisation)) if value}
+        reply = await self._client(kwargs.get("reward_router_address")).post_json("/v1/rewards", body)
+        return float(reply["rewards"][0])
+
+    def _client(self, router_address: object) -> HTTPClient:
+        urls = self.urls
+        if urls is None:
+            if not isinstance(router_address, str) or not router_address:
+                raise ConfigurationError("give the service's url, or run under verl with a reward_router_address")
+            urls = (router_address if "://" in router_address else f"http://{router_address}",)
+        if urls not in self._clients:
+            self._clients[urls] = HTTPClient(
+                backend="grmjudge-serve",
+                base_urls=urls,
+                timeout=self.timeout,
+                max_connections=64,
+                retry=None,
+                headers={"authorization": f"Bearer {self.api_key}"} if self.api_key else {},
+                http_client=None,
+            )
+        return self._clients[urls]

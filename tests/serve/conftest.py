@@ -39,9 +39,12 @@ def run_service(
     base = grm if isinstance(grm, str) else grm.base_url
     command = [sys.executable, "-m", "grmjudge.cli", "serve", "--judge", "openai:fake-grm", "--base-url", base]
     command += ["--port", str(port), *args]
-    with log.open("wb") as sink, subprocess.Popen(
-        command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=sink, env={**os.environ, **(env or {})}
-    ) as process:
+    with (
+        log.open("wb") as sink,
+        subprocess.Popen(
+            command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=sink, env={**os.environ, **(env or {})}
+        ) as process,
+    ):
         root = f"http://127.0.0.1:{port}"
         try:
             _wait_healthy(root, process, log)

@@ -6,8 +6,10 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 
@@ -131,7 +133,8 @@ def test_a_group_is_assembled_from_requests_of_different_processes(service: Serv
         "import httpx, json, sys;"
         "body = {'prompt': 'Say hi', 'completions': [sys.argv[1]], 'group_id': 'step-3/uid-9', 'group_size': 2,"
         " 'normalisation': 'rank'};"
-        f"r = httpx.post('{service.root}/v1/rewards', json=body, headers={{'authorization': 'Bearer {KEY}'}}, timeout=30);"
+        f"auth = {{'authorization': 'Bearer {KEY}'}};"
+        f"r = httpx.post('{service.root}/v1/rewards', json=body, headers=auth, timeout=30);"
         "print(json.dumps(r.json()))"
     )
     workers = [
@@ -219,7 +222,9 @@ def test_probes_schema_and_metrics(client: httpx.Client) -> None:
 
 
 def test_access_log_is_json_with_request_ids_and_no_key(client: httpx.Client, service: Service) -> None:
-    client.post("/v1/score", json={"query": QUERY, "responses": RESPONSES, "k": 1}, headers={"x-request-id": "trace-42"})
+    client.post(
+        "/v1/score", json={"query": QUERY, "responses": RESPONSES, "k": 1}, headers={"x-request-id": "trace-42"}
+    )
     httpx.post(service.root + "/v1/score", json={}, headers={"authorization": f"Bearer {KEY}-wrong"})
     records = [json.loads(line) for line in service.log_text().splitlines() if line.startswith("{")]
     mine = [r for r in records if r["request_id"] == "trace-42"]
@@ -240,3 +245,22 @@ def test_a_non_loopback_bind_without_a_key_is_refused(grm: LocalServer, tmp_path
     done = subprocess.run([*command, "--host", "0.0.0.0"], cwd=REPO_ROOT, capture_output=True, timeout=60, env={})
     assert done.returncode == 2
     assert b"--api-key" in done.stderr
+
+
+def test_verl_reward_loop_workers_share_groups_through_the_service(service: Service) -> None:
+    from grmjudge.integrations.verl import VerlServiceReward
+
+    reward = VerlServiceReward(service.root, api_key=KEY, group_size=2, normalisation="rank")
+    info = {"question": [{"role": "user", "content": "Say hi"}], "index": 17}
+
+    def worker(text: str) -> float:  # each Reward Loop worker awaits on its own event loop
+        return anyio.run(lambda: reward.compute_score("chat", text, None, info, reward_router_address="ignored:1"))
+
+    with ThreadPoolExecutor(2) as pool:
+        rewards = list(pool.map(worker, ["hi", "hello!"]))
+    assert rewards == [0.0, 1.0]
+    assert KEY not in repr(reward)
+    router = VerlServiceReward(api_key=KEY, group_size=1, normalisation="rank")  # no url: verl's router address
+    address = service.root.removeprefix("http://")
+    single = anyio.run(lambda: router.compute_score("chat", "hi", None, info, reward_router_address=address))
+    assert single == 0.5  # a group of one ranks in the middle

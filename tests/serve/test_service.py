@@ -20,6 +20,8 @@ from grmjudge.results import ScoreResult
 from tests.serve.conftest import KEY, SECOND_KEY, Service, run_service
 from tests.servers import REPO_ROOT, LocalServer
 
+pytestmark = pytest.mark.slow  # a service and a fake GRM process for the module
+
 QUERY = "Which answer is better?"
 RESPONSES = ["ab", "abcdefg"]  # the fake GRM scores a response 1 + its length % 10
 

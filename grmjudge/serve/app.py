@@ -1,7 +1,7 @@
 """The service's routes over one shared judge: scoring, batches, RL rewards, health, metrics and the schema.
 
-[`create_app`][grmjudge.serve.app.create_app] returns an ASGI app: Starlette behind the
-[`Gate`][grmjudge.serve.gate.Gate]. Every judge call runs on grmjudge's own event loop, whichever loop
+[`create_app`][grmjudge.serve.app.create_app] returns an ASGI app: Starlette behind the ``Gate`` of
+``grmjudge.serve.gate``. Every judge call runs on grmjudge's own event loop, whichever loop
 uvicorn runs, so one judge (its connections, limits and cache) serves every request. A request that is
 cancelled (deadline, client gone) cancels its call.
 """

@@ -18,13 +18,12 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ScoreItem(_Body):
-    """One item: a query (or ``messages``) and the responses to judge; ``id`` seeds and names it."""
+class _Responses(_Body):
+    """A query (or ``messages``) and the responses to judge."""
 
     query: Conversation | None = None
     messages: list[Message] | None = None
     responses: list[str] = Field(min_length=1)
-    id: str | None = None
 
     @model_validator(mode="after")
     def _one_query(self) -> Self:
@@ -40,22 +39,19 @@ class ScoreItem(_Body):
         return query
 
 
-class ScoreRequest(_Body):
+class ScoreItem(_Responses):
+    """One item: a query (or ``messages``) and the responses to judge; ``id`` seeds and names it."""
+
+    id: str | None = None
+
+
+class ScoreRequest(_Responses):
     """``POST /v1/score``: one item; ``k`` and ``adaptive`` default to the service's ``--k`` and ``--adaptive``."""
 
-    query: Conversation | None = None
-    messages: list[Message] | None = None
-    responses: list[str] = Field(min_length=1)
     k: int | None = Field(default=None, ge=1)
     meta: bool = False
     adaptive: bool | None = None
     item_id: str | None = None
-
-    @model_validator(mode="after")
-    def _one_query(self) -> Self:
-        if (self.query is None) == (self.messages is None):
-            raise ValueError("give exactly one of query and messages")
-        return self
 
     def item(self) -> ScoreItem:
         """The request's item, checked like a batch item."""

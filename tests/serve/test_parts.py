@@ -119,3 +119,13 @@ async def test_the_app_in_memory_scores_and_rewards() -> None:
         assert wrong_method.status_code == 405
         metrics = (await client.get("/metrics")).text
         assert 'grmjudge_requests_total{route="other",status="404"} 1' in metrics
+
+
+@pytest.mark.anyio
+async def test_a_batch_of_only_refused_items_answers_each_of_them() -> None:
+    app = create_app(_judge(), ServiceConfig(k=1))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service") as client:
+        reply = await client.post("/v1/score/batch", json={"items": [{"query": "q"}, {"responses": ["a"]}]})
+    lines = [line for line in reply.text.splitlines() if line]
+    assert reply.status_code == 200 and len(lines) == 2
+    assert all('"status": 422' in line for line in lines)

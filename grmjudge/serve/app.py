@@ -26,7 +26,7 @@ from starlette.routing import Route
 from grmjudge._redact import Redactor
 from grmjudge.backends._http_backend import HTTPBackend
 from grmjudge.exceptions import GRMJudgeError, InvalidInputError
-from grmjudge.integrations._reward import RewardItem, query_of
+from grmjudge.integrations._reward import Mode, Normalisation, Reward, RewardItem, query_of
 from grmjudge.judge import Judge
 from grmjudge.results import BatchResult, ScoreResult
 from grmjudge.serve.config import ServiceConfig, ServiceLimits
@@ -34,7 +34,7 @@ from grmjudge.serve.errors import RequestError, backend_failure, from_exception,
 from grmjudge.serve.gate import Gate
 from grmjudge.serve.metrics import Metrics
 from grmjudge.serve.openapi import openapi_schema
-from grmjudge.serve.rewards import RewardService, group_key
+from grmjudge.serve.rewards import GroupedRewards, RewardService, group_key
 from grmjudge.serve.schemas import (
     BatchRequest,
     OpenRLHFRequest,
@@ -52,20 +52,33 @@ JUDGING = frozenset({"/v1/score", "/v1/score/batch", "/v1/rewards", "/get_reward
 """The routes that call the judge, and so take a place in the queue."""
 
 
-def create_app(judge: Judge, config: ServiceConfig | None = None, *, close_judge: bool = False) -> Gate:
-    """The service as an ASGI app; ``close_judge=True`` closes the judge when the app shuts down."""
-    return Service(judge, config or ServiceConfig(), close_judge=close_judge).asgi
+def create_app(
+    judge: Judge,
+    config: ServiceConfig | None = None,
+    *,
+    close_judge: bool = False,
+    groups: GroupedRewards | None = None,
+) -> Gate:
+    """The service as an ASGI app; ``close_judge=True`` closes the judge when the app shuts down.
+
+    ``groups`` judges the reward groups collected across requests (default: this process); on Ray Serve it
+    sends each group to the one replica that collects it.
+    """
+    return Service(judge, config or ServiceConfig(), close_judge=close_judge, groups=groups).asgi
 
 
 class Service:
     """One judge, its limits and counters, and the handlers of every route."""
 
-    def __init__(self, judge: Judge, config: ServiceConfig, *, close_judge: bool) -> None:
+    def __init__(
+        self, judge: Judge, config: ServiceConfig, *, close_judge: bool, groups: GroupedRewards | None = None
+    ) -> None:
         self.judge = judge
         self.config = config
         self.limits: ServiceLimits = config.limits
         self.metrics = Metrics()
         self.rewards = RewardService(judge, k=config.k, adaptive=config.adaptive, defaults=config.rewards)
+        self.groups: GroupedRewards = groups or self.rewards
         self.redact = Redactor([*config.api_keys, *Redactor.from_environment().secrets])
         routes = [
             Route("/healthz", self.healthz, methods=["GET"]),
@@ -233,7 +246,7 @@ class Service:
         items = [RewardItem(query, text, key, body.reference) for text in body.completions]
         normalisation = body.normalisation or defaults.normalisation
         rewards = await self._judged(
-            request, lambda: self.rewards.rewards(items, mode=mode, normalisation=normalisation, group_size=size)
+            request, lambda: self._rewarded(items, mode=mode, normalisation=normalisation, group_size=size)
         )
         fallback = body.fallback if body.fallback is not None else defaults.fallback
         return self._json(
@@ -272,7 +285,7 @@ class Service:
             items.append(RewardItem(query, text[len(prompt) :], key, reference))
         rewards = await self._judged(
             request,
-            lambda: self.rewards.rewards(
+            lambda: self._rewarded(
                 items, mode=defaults.mode, normalisation=defaults.normalisation, group_size=defaults.group_size
             ),
         )
@@ -282,6 +295,13 @@ class Service:
         return self._json({"rewards": values, "scores": values, "extra_logs": {"grm_no_verdict": missing}})
 
     # -- shared steps -----------------------------------------------------------------------------------------
+
+    async def _rewarded(
+        self, items: list[RewardItem], *, mode: Mode, normalisation: Normalisation, group_size: int | None
+    ) -> list[Reward]:
+        """Rewards of a request's own group here; of groups collected across requests where they are collected."""
+        judged = self.rewards if group_size is None else self.groups
+        return await judged.rewards(items, mode=mode, normalisation=normalisation, group_size=group_size)
 
     async def _body(self, request: Request, model: type[M]) -> M:
         data = await read_json(request, self.limits.max_body_bytes)

@@ -75,6 +75,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="S",
         help=f"seconds a group waits for its missing completions (default {_REWARDS.group_wait:g})",
     )
+    ray = parser.add_argument_group("Ray Serve (extra 'ray')")
+    ray.add_argument("--ray", action="store_true", help="serve on Ray Serve replicas (RAY_ADDRESS picks the cluster)")
+    ray.add_argument("--replicas", type=arg_types.positive_int, default=2, metavar="N", help="service replicas")
+    ray.add_argument("--max-replicas", type=arg_types.positive_int, metavar="N", help="autoscale up to N replicas")
+    ray.add_argument(
+        "--group-shards", type=arg_types.positive_int, default=1, metavar="N", help="replicas collecting groups"
+    )
+    ray.add_argument("--replica-cpus", type=arg_types.positive_float, default=1.0, metavar="N", help="CPUs each")
     parser.set_defaults(handler=_handle)
 
 
@@ -102,11 +110,13 @@ def run(ns: argparse.Namespace, stderr: TextIO) -> int:
         if ns.k_meta is not None and ns.meta is None:
             raise ValueError("--k-meta needs --meta")
         config = _config(ns, keys)
+        if ns.ray:
+            return _serve_on_ray(ns, config, stderr)
         app = _app(ns, config)
     except (GRMJudgeError, ValueError) as exc:
         stderr.write(f"grmjudge serve: error: {redact(str(exc))}\n")
         return EXIT_USAGE
-    _log_to(stderr)
+    log_to(stderr)
     stderr.write(
         f"grmjudge serve: {ns.judge} on http://{ns.host}:{ns.port} (k={config.k}, "
         f"{len(keys) or 'no'} API key(s)); SIGTERM drains and stops\n"
@@ -165,6 +175,45 @@ def _app(ns: argparse.Namespace, config: ServiceConfig) -> object:
     return create_app(judge, config, close_judge=True)
 
 
+def _serve_on_ray(ns: argparse.Namespace, config: ServiceConfig, stderr: TextIO) -> int:
+    """Run the app on Ray Serve until SIGTERM or Ctrl-C, then shut Serve down (each replica drains first)."""
+    import signal
+    import threading
+
+    from grmjudge._optional import require
+    from grmjudge.serve.ray_app import JudgeRecipe, application
+
+    ray = require("ray", extra="ray")
+    serve = require("ray.serve", extra="ray")
+    recipe = JudgeRecipe(judge_options(ns), ns.max_concurrent_requests, str(ns.cache) if ns.cache else None)
+    ray.init()
+    serve.start(http_options={"host": ns.host, "port": ns.port})
+    app = application(
+        recipe,
+        config,
+        replicas=ns.replicas,
+        max_replicas=ns.max_replicas,
+        shards=ns.group_shards,
+        num_cpus=ns.replica_cpus,
+    )
+    serve.run(app, name="grmjudge", route_prefix="/")
+    stderr.write(f"grmjudge serve: {ns.judge} on Ray Serve at http://{ns.host}:{ns.port}; SIGTERM shuts it down\n")
+    stderr.flush()
+    received: list[int] = []
+    stop = threading.Event()
+
+    def on_signal(number: int, _: object) -> None:
+        received.append(number)
+        stop.set()
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, on_signal)
+    stop.wait()
+    serve.shutdown()
+    ray.shutdown()
+    return 128 + received[0]
+
+
 def judge_options(ns: argparse.Namespace) -> JudgeOptions:
     """The judge options of ``grmjudge score`` from the parsed command line."""
     return JudgeOptions(
@@ -182,7 +231,7 @@ def judge_options(ns: argparse.Namespace) -> JudgeOptions:
     )
 
 
-def _log_to(stream: TextIO) -> None:
+def log_to(stream: TextIO) -> None:
     """Access lines (JSON) and service errors to ``stream``."""
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(message)s"))

@@ -9,11 +9,21 @@ is keyed by its ``group_id`` and its prompt: two prompts never share a call.
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from typing import Protocol
 
 from grmjudge.integrations._reward import GroupRewarder, Mode, Normalisation, Reward, RewardItem, RewardStats
 from grmjudge.integrations.verl import _GroupCollector  # pyright: ignore[reportPrivateUsage]
 from grmjudge.judge import Judge
 from grmjudge.serve.config import RewardDefaults
+
+
+class GroupedRewards(Protocol):
+    """Where collected groups are judged: this process (`RewardService`) or, on Ray Serve, a shard of them."""
+
+    async def rewards(
+        self, items: Sequence[RewardItem], *, mode: Mode, normalisation: Normalisation, group_size: int | None
+    ) -> list[Reward]: ...
+
 
 SPLIT_HINT = "send every completion of a group with the same group_id and group_size, or all of them in one request"
 

@@ -129,3 +129,17 @@ async def test_a_batch_of_only_refused_items_answers_each_of_them() -> None:
     lines = [line for line in reply.text.splitlines() if line]
     assert reply.status_code == 200 and len(lines) == 2
     assert all('"status": 422' in line for line in lines)
+
+
+def test_the_serve_command_takes_the_score_judge_options_and_ray_options() -> None:
+    from grmjudge.cli import build_parser
+    from grmjudge.serve.command import judge_options
+
+    ns = build_parser().parse_args(
+        ["serve", "--judge", "openai:m", "--base-url", "http://localhost:8000/v1", "--seed", "3", "--ray"]
+        + ["--replicas", "3", "--max-replicas", "6", "--group-shards", "2", "--group-size", "8"]
+    )
+    options = judge_options(ns)
+    assert (options.judge, options.base_urls, options.seed) == ("openai:m", ("http://localhost:8000/v1",), 3)
+    assert (ns.ray, ns.replicas, ns.max_replicas, ns.group_shards, ns.group_size) == (True, 3, 6, 2, 8)
+    assert (ns.host, ns.port, ns.k) == ("127.0.0.1", 8080, 8)

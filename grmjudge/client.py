@@ -23,7 +23,7 @@ import httpx
 
 from grmjudge._batch import BatchItem, ItemScorer, JudgeItem, run_batch, stream_batch
 from grmjudge._facade import JudgeFacade
-from grmjudge._runtime import ReceiveStream, runs_on_runtime, stream_on_runtime
+from grmjudge._runtime import ReceiveStream, run_blocking, runs_on_runtime, stream_on_runtime
 from grmjudge.backends._http import HTTPClient
 from grmjudge.backends._urls import check_base_urls, masked_url
 from grmjudge.exceptions import BackendStatusError, InvalidInputError
@@ -118,6 +118,18 @@ class RemoteJudge(JudgeFacade):
         """Results in completion order as they arrive: ``async with judge.stream(items) as results: ...``."""
         scorer = self._scorer(k, meta, adaptive)
         return stream_on_runtime(lambda: stream_batch(items, scorer, concurrency=concurrency))
+
+    def score_sync(
+        self, query: Query, responses: Sequence[str], k: int | None = None, meta: bool = False, **kw: Any
+    ) -> ScoreResult:
+        """Blocking `score`; ``k`` defaults to the service's, as in `score`."""
+        return run_blocking(lambda: self.score(query, responses, k, meta, **kw))
+
+    def score_many_sync(
+        self, items: Iterable[BatchItem], k: int | None = None, meta: bool = False, **kw: Any
+    ) -> list[BatchResult]:
+        """Blocking `score_many`; ``k`` defaults to the service's."""
+        return run_blocking(lambda: self.score_many(items, k, meta, **kw))
 
     async def aclose(self) -> None:
         """Close the connections to the service."""

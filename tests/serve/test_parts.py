@@ -117,6 +117,11 @@ async def test_the_app_in_memory_scores_and_rewards() -> None:
         assert unknown.status_code == 404 and unknown.json()["error"]["type"] == "HTTPError"
         wrong_method = await client.get("/v1/score")
         assert wrong_method.status_code == 405
+        preflight = await client.options(
+            "/v1/score", headers={"origin": "https://evil.example", "access-control-request-method": "POST"}
+        )
+        assert preflight.status_code == 405  # CORS is off: no preflight is granted
+        assert not any(name.startswith("access-control-") for name in preflight.headers)
         metrics = (await client.get("/metrics")).text
         assert 'grmjudge_requests_total{route="other",status="404"} 1' in metrics
 

@@ -179,7 +179,8 @@ def test_remote_judge_has_the_judge_call_shape(service: Service, grm: LocalServe
     remote = RemoteJudge(service.root, api_key=KEY)
     try:
         assert KEY not in repr(remote)
-        served = remote.score_sync(QUERY, RESPONSES, k=4)
+        served = remote.score_sync(QUERY, RESPONSES)
+        assert served.provenance.k == 4  # the service's --k
         assert served.scores == local.score_sync(QUERY, RESPONSES, k=4).scores
         items = [{"query": QUERY, "responses": RESPONSES, "id": "a"}, {"query": QUERY, "responses": ["x"] * 5}]
         batch = remote.score_many_sync(items, k=2)

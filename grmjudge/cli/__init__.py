@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from grmjudge._version import __version__
 from grmjudge.cli import demo, score
 from grmjudge.report import cli as report
+from grmjudge.serve import command as serve_command
 
 DELEGATED = {
     "eval": ("grmjudge.eval.cli", "evaluate a judge on reward-model benchmarks (extra 'eval')"),
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_parser(commands)
     demo.add_parser(commands)
     report.add_parser(commands)
+    serve_command.add_parser(commands)
     for name, (_, summary) in DELEGATED.items():
         commands.add_parser(name, help=summary, add_help=False)
     return parser

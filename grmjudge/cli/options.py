@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from grmjudge.cli.build import JudgeOptions
+from grmjudge.judge_options import JudgeOptions
 
 Order = Literal["input", "completion"]
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130

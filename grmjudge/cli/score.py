@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TextIO
 
 from grmjudge import argtypes as arg_types
-from grmjudge.cli.build import JudgeOptions
 from grmjudge.cli.options import DEFAULT_MAX_INPUT_CHARS, EXIT_INTERRUPTED, EXIT_USAGE, ScoreOptions, UsageError
+from grmjudge.judge_options import add_judge_options, judge_options
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:  # pyright: ignore[reportPrivateUsage]
@@ -28,41 +28,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("input", metavar="IN", help="input JSONL file ('-' reads standard input)")
     parser.add_argument("-o", "--output", metavar="OUT", required=True, type=Path, help="output JSONL file")
-    _add_judge_options(parser)
+    add_judge_options(parser)
     _add_run_options(parser)
     parser.set_defaults(handler=_handle)
-
-
-def _add_judge_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("judge")
-    group.add_argument(
-        "--judge", required=True, metavar="SPEC", help="backend spec, e.g. openai:MODEL, anthropic:MODEL"
-    )
-    group.add_argument(
-        "--base-url",
-        action="append",
-        default=[],
-        type=arg_types.http_url,
-        metavar="URL",
-        help="server URL (repeat for replicas)",
-    )
-    group.add_argument("--meta", metavar="SPEC", help="meta RM: http:MODEL (with --meta-base-url) or hf:PATH")
-    group.add_argument("--meta-base-url", type=arg_types.http_url, metavar="URL", help="server of an http: meta RM")
-    group.add_argument("--k-meta", type=arg_types.positive_int, metavar="N", help="samples kept by the meta RM")
-    group.add_argument("--k", type=arg_types.positive_int, default=8, metavar="N", help="samples per item (default 8)")
-    group.add_argument(
-        "--adaptive",
-        action="store_true",
-        help="draw samples in rounds and stop once the best response is settled; --k is then the maximum",
-    )
-    group.add_argument("--temperature", type=arg_types.non_negative_float, metavar="T", help="default 0.5 (0 if k=1)")
-    group.add_argument("--max-tokens", type=arg_types.positive_int, metavar="N", help="per judgement (default 2048)")
-    group.add_argument("--seed", type=int, metavar="S", help="seed of orders and samples (default 0)")
-    group.add_argument("--rpm", type=arg_types.positive_float, metavar="N", help="requests per minute cap")
-    group.add_argument("--tpm", type=arg_types.positive_float, metavar="N", help="tokens per minute cap")
-    group.add_argument(
-        "--max-retries-per-item", type=arg_types.non_negative_int, metavar="N", help="transport retries per item"
-    )
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -120,19 +88,7 @@ def options_from(ns: argparse.Namespace) -> ScoreOptions:
     if ns.meta_base_url is not None and ns.meta is None:
         raise UsageError("--meta-base-url needs --meta")
     output: Path = ns.output
-    judge = JudgeOptions(
-        judge=ns.judge,
-        base_urls=tuple(ns.base_url),
-        meta=ns.meta,
-        meta_base_url=ns.meta_base_url,
-        k_meta=ns.k_meta,
-        temperature=ns.temperature,
-        max_tokens=ns.max_tokens,
-        seed=ns.seed,
-        rpm=ns.rpm,
-        tpm=ns.tpm,
-        max_retries_per_item=ns.max_retries_per_item,
-    )
+    judge = judge_options(ns)
     return ScoreOptions(
         input=ns.input,
         output=output,

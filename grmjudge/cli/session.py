@@ -18,7 +18,6 @@ from grmjudge._tasks import task_group
 from grmjudge.adaptive import AdaptivePolicy
 from grmjudge.backends.base import Backend
 from grmjudge.cache import SQLiteCache
-from grmjudge.cli.build import build_backend, build_meta, build_settings
 from grmjudge.cli.files import STDIN, ExistingOutput, RunFiles, check_paths, load_existing_output, open_run_files
 from grmjudge.cli.inputs import InputScanner, LineError, ScanCounts, count_lines, max_line_bytes, read_lines
 from grmjudge.cli.options import EXIT_ABORTED, EXIT_ERRORS, EXIT_OK, ScoreOptions, UsageError
@@ -29,6 +28,7 @@ from grmjudge.cli.signals import StopSignals
 from grmjudge.exceptions import GRMJudgeError, InvalidInputError
 from grmjudge.journal import FileProblem, IdIndex, JournalWriter, dumps, truncate_partial_line
 from grmjudge.judge import Judge
+from grmjudge.judge_options import build_backend, build_meta, build_settings
 from grmjudge.progress import ProgressReporter
 from grmjudge.settings import JudgeSettings
 from grmjudge.voting import default_k_meta

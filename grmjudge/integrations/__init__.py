@@ -8,6 +8,6 @@ logged and counted in [`RewardStats`][grmjudge.integrations.RewardStats]. Neithe
 they only follow those libraries' calling conventions.
 """
 
-from grmjudge.integrations._reward import RewardOptions, RewardStats
+from grmjudge.integrations.rewarder import RewardOptions, RewardStats
 
 __all__ = ["RewardOptions", "RewardStats"]

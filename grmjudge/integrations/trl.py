@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Unpack
 
 from grmjudge.exceptions import InvalidInputError
-from grmjudge.integrations._reward import (
+from grmjudge.integrations.rewarder import (
     GroupRewarder,
     Reward,
     RewardAdapter,

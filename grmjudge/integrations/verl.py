@@ -27,21 +27,27 @@ judges each group listwise, or each completion against ``ground_truth`` as the r
 ``group_size`` set, completions of one row arriving in concurrent calls of one process (from any event loop or
 thread) are collected until the group is complete or ``max_wait`` seconds have passed, then judged together; a
 group fills only if all its completions reach the same process (``reward.num_workers=1``).
+
+[`VerlServiceReward`][grmjudge.integrations.verl.VerlServiceReward] asks a ``grmjudge serve`` service instead:
+each completion is posted to its ``/v1/rewards`` with the group's id and size, and the service collects the
+group from every worker, so the Reward Loop keeps its many workers.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Unpack
 
-import anyio
-
-from grmjudge._runtime import runs_on_runtime
-from grmjudge._tasks import task_group
+from grmjudge.backends.http import HTTPClient
+from grmjudge.backends.urls import check_base_urls
 from grmjudge.exceptions import ConfigurationError, InvalidInputError
-from grmjudge.integrations._reward import (
+from grmjudge.integrations.rewarder import (
+    GroupCollector,
     GroupRewarder,
+    Mode,
+    Normalisation,
     Reward,
     RewardAdapter,
     RewardItem,
@@ -52,7 +58,7 @@ from grmjudge.integrations._reward import (
 )
 from grmjudge.judge import Judge
 
-__all__ = ["VerlGRMReward"]
+__all__ = ["VerlGRMReward", "VerlServiceReward"]
 
 
 class VerlGRMReward(RewardAdapter):
@@ -104,7 +110,7 @@ class VerlGRMReward(RewardAdapter):
         )
         self.query_key = query_key
         self.row_key = row_key
-        self._collector = None if group_size is None else _GroupCollector(self._rewarder, group_size, max_wait)
+        self._collector = None if group_size is None else GroupCollector(self._rewarder, group_size, max_wait)
 
     async def compute_score(
         self,
@@ -213,74 +219,101 @@ def _numbers(rewards: Sequence[Reward]) -> list[float]:
     return [float(reward) for reward in rewards if reward is not None]
 
 
-@dataclass(eq=False)
-class _OpenGroup:
-    """A group being collected: its completions so far, and what its callers wait on."""
+class VerlServiceReward:
+    """A verl reward that asks a ``grmjudge serve`` service, which groups a prompt's completions across workers.
 
-    deadline: float
-    items: list[RewardItem] = field(default_factory=list[RewardItem])
-    full: anyio.Event = field(default_factory=anyio.Event)
-    done: anyio.Event = field(default_factory=anyio.Event)
-    claimed: bool = False
-    rewards: list[Reward] | None = None
-    error: BaseException | None = None
+    Expose ``compute_score`` under the name verl's ``reward.custom_reward_function.name`` points at. Each call
+    posts one completion to ``/v1/rewards`` with a group id made of the dataset row and the prompt (as
+    `VerlGRMReward` groups), so the service judges a group once ``group_size`` completions have arrived from any
+    workers, or after its group wait.
 
-
-class _GroupCollector:
-    """Collects a prompt's completions from concurrent calls in one process until the group is complete.
-
-    A group is judged once it holds ``size`` completions or ``max_wait`` seconds after its first arrived; the
-    first of its callers to wake judges it (shielded, so that caller's cancellation cannot strand the others)
-    and every caller reads its own reward. Calls from every loop and thread of the process meet on grmjudge's
-    event loop, so their completions join the same open groups.
+    Args:
+        url: The service's base URL (``http://host:8080``), or a list of replicas. ``None`` uses verl's
+            ``reward_router_address`` keyword (``host:port``), for setups where that router fronts the service.
+        api_key: The service's key.
+        group_size: The rollout ``n`` (``actor_rollout_ref.rollout.n``).
+        query_key: The ``extra_info`` key holding the prompt the policy answered.
+        row_key: The ``extra_info`` key identifying the dataset row (``None``: the prompt alone).
+        mode: ``"listwise"`` or ``"reference"`` (against ``ground_truth``); ``None`` keeps the service's.
+        normalisation: As `VerlGRMReward`'s; ``None`` keeps the service's.
+        fallback: The reward of a completion without a verdict (verl needs a number).
+        timeout: Seconds per request, the group wait included.
     """
 
-    def __init__(self, rewarder: GroupRewarder, size: int, max_wait: float) -> None:
-        self._rewarder = rewarder
-        self._size = size
-        self._max_wait = max_wait
-        self._open: dict[Hashable, _OpenGroup] = {}
+    def __init__(
+        self,
+        url: str | Sequence[str] | None = None,
+        *,
+        api_key: str | None = None,
+        group_size: int,
+        query_key: str = "question",
+        row_key: str | None = "index",
+        mode: Mode | None = None,
+        normalisation: Normalisation | None = None,
+        fallback: float = 0.0,
+        timeout: float = 600.0,
+    ) -> None:
+        if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise ConfigurationError(f"group_size must be the rollout n, a positive integer; got {group_size!r}")
+        self.urls = check_base_urls(url) if url is not None else None
+        self.api_key = api_key
+        self.group_size = group_size
+        self.query_key = query_key
+        self.row_key = row_key
+        self.mode: Mode | None = mode
+        self.normalisation: Normalisation | None = normalisation
+        self.fallback = fallback
+        self.timeout = timeout
+        self._clients: dict[tuple[str, ...], HTTPClient] = {}
 
-    @runs_on_runtime
-    async def rewards(self, items: Sequence[RewardItem]) -> list[Reward]:
-        memberships = [self._join(self._open, item) for item in items]
-        async with task_group() as tg:
-            for group in dict.fromkeys(group for group, _ in memberships):
-                tg.start_soon(self._settle, self._open, group)
-        return [_settled(group)[slot] for group, slot in memberships]
+    def __repr__(self) -> str:
+        return f"VerlServiceReward(urls={self.urls!r}, group_size={self.group_size})"
 
-    def _join(self, open_groups: dict[Hashable, _OpenGroup], item: RewardItem) -> tuple[_OpenGroup, int]:
-        group = open_groups.get(item.group)
-        if group is None:
-            group = open_groups[item.group] = _OpenGroup(deadline=anyio.current_time() + self._max_wait)
-        group.items.append(item)
-        if len(group.items) == self._size:
-            del open_groups[item.group]
-            group.full.set()
-        return group, len(group.items) - 1
+    async def compute_score(
+        self,
+        data_source: Any,
+        solution_str: str,
+        ground_truth: Any,
+        extra_info: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> float:
+        """The per-completion reward for verl's Reward Loop (``async``)."""
+        if not isinstance(solution_str, str):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise InvalidInputError(f"solution_str must be a string, got {type(solution_str).__name__}")
+        if not isinstance(extra_info, Mapping) or self.query_key not in extra_info:
+            raise InvalidInputError(f"extra_info has no {self.query_key!r}: put the prompt into extra_info")
+        info: Mapping[str, Any] = extra_info  # pyright: ignore[reportUnknownVariableType]
+        query = query_of(info[self.query_key], f"extra_info[{self.query_key!r}]")
+        prompt = [message.model_dump() for message in query]
+        row = str(info[self.row_key]) if self.row_key is not None and self.row_key in info else None
+        group_id = hashlib.sha256(json.dumps([row, prompt]).encode()).hexdigest()[:32]
+        body: dict[str, Any] = {
+            "prompt": prompt,
+            "completions": [solution_str],
+            "group_id": group_id,
+            "group_size": self.group_size,
+            "fallback": self.fallback,
+        }
+        if self.mode == "reference":
+            body["reference"] = reference_of(ground_truth, "ground_truth")
+        body |= {key: value for key, value in (("mode", self.mode), ("normalisation", self.normalisation)) if value}
+        reply = await self._client(kwargs.get("reward_router_address")).post_json("/v1/rewards", body)
+        return float(reply["rewards"][0])
 
-    async def _settle(self, open_groups: dict[Hashable, _OpenGroup], group: _OpenGroup) -> None:
-        with anyio.move_on_after(group.deadline - anyio.current_time()):
-            await group.full.wait()
-        if group.claimed:
-            await group.done.wait()
-            return
-        group.claimed = True
-        key = group.items[0].group
-        if open_groups.get(key) is group:  # timed out before it filled: later arrivals start a new group
-            del open_groups[key]
-        try:
-            with anyio.CancelScope(shield=True):
-                group.rewards = (await self._rewarder.rewards(group.items))[0]
-        except BaseException as exc:
-            group.error = exc
-            raise
-        finally:
-            group.done.set()
-
-
-def _settled(group: _OpenGroup) -> list[Reward]:
-    if group.error is not None:
-        raise group.error
-    assert group.rewards is not None  # set before done
-    return group.rewards
+    def _client(self, router_address: object) -> HTTPClient:
+        urls = self.urls
+        if urls is None:
+            if not isinstance(router_address, str) or not router_address:
+                raise ConfigurationError("give the service's url, or run under verl with a reward_router_address")
+            urls = (router_address if "://" in router_address else f"http://{router_address}",)
+        if urls not in self._clients:
+            self._clients[urls] = HTTPClient(
+                backend="grmjudge-serve",
+                base_urls=urls,
+                timeout=self.timeout,
+                max_connections=64,
+                retry=None,
+                headers={"authorization": f"Bearer {self.api_key}"} if self.api_key else {},
+                http_client=None,
+            )
+        return self._clients[urls]

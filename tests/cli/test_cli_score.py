@@ -17,12 +17,12 @@ from grmjudge._redact import Redactor
 from grmjudge.backends.function import FunctionBackend
 from grmjudge.backends.limits import RateLimits
 from grmjudge.backends.openai import OpenAIBackend
-from grmjudge.cli.build import JudgeOptions, build_backend, build_settings
 from grmjudge.cli.inputs import ScanCounts
 from grmjudge.cli.outputs import output_record
 from grmjudge.cli.progress import RunStats, progress_line
 from grmjudge.cli.runner import REORDER_FACTOR
 from grmjudge.journal import JournalWriter, dumps
+from grmjudge.judge_options import JudgeOptions, build_backend, build_settings
 from grmjudge.progress import ProgressReporter
 from tests.cli.conftest import (
     RecordingServer,

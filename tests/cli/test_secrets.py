@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from grmjudge._redact import Redactor
-from grmjudge.cli.build import JudgeOptions, build_backend, build_settings
 from grmjudge.judge import Judge
+from grmjudge.judge_options import JudgeOptions, build_backend, build_settings
 from tests.cli.conftest import (
     cli_command,
     item,

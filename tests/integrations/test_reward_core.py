@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from grmjudge.integrations._reward import RewardStats, Vote, normalise, plan_groups
+from grmjudge.integrations.rewarder import RewardStats, Vote, normalise, plan_groups
 
 
 def test_contiguous_groups_are_runs_of_a_key_cut_to_size() -> None:

@@ -466,3 +466,82 @@ class RewardAdapter:
     def stats(self) -> RewardStats:
         """Counts over every call so far: judge calls, samples, no-verdict calls, fallback rewards, failures."""
         return self._rewarder.stats
+
+
+@dataclass(eq=False)
+class OpenGroup:
+    """A group being collected: its completions so far, and what its callers wait on."""
+
+    deadline: float
+    items: list[RewardItem] = field(default_factory=list[RewardItem])
+    full: anyio.Event = field(default_factory=anyio.Event)
+    done: anyio.Event = field(default_factory=anyio.Event)
+    claimed: bool = False
+    rewards: list[Reward] | None = None
+    error: BaseException | None = None
+
+
+class GroupCollector:
+    """Collects a prompt's completions from concurrent calls in one process until the group is complete.
+
+    A group is judged once it holds ``size`` completions or ``max_wait`` seconds after its first arrived; the
+    first of its callers to wake judges it (shielded, so that caller's cancellation cannot strand the others)
+    and every caller reads its own reward. Calls from every loop and thread of the process meet on grmjudge's
+    event loop, so their completions join the same open groups.
+    """
+
+    def __init__(self, rewarder: GroupRewarder, size: int, max_wait: float) -> None:
+        self._rewarder = rewarder
+        self._size = size
+        self._max_wait = max_wait
+        self._open: dict[Hashable, OpenGroup] = {}
+
+    @property
+    def waiting(self) -> int:
+        """Groups still collecting completions."""
+        return len(self._open)
+
+    @runs_on_runtime
+    async def rewards(self, items: Sequence[RewardItem]) -> list[Reward]:
+        memberships = [self._join(self._open, item) for item in items]
+        async with task_group() as tg:
+            for group in dict.fromkeys(group for group, _ in memberships):
+                tg.start_soon(self._settle, self._open, group)
+        return [settled_rewards(group)[slot] for group, slot in memberships]
+
+    def _join(self, open_groups: dict[Hashable, OpenGroup], item: RewardItem) -> tuple[OpenGroup, int]:
+        group = open_groups.get(item.group)
+        if group is None:
+            group = open_groups[item.group] = OpenGroup(deadline=anyio.current_time() + self._max_wait)
+        group.items.append(item)
+        if len(group.items) == self._size:
+            del open_groups[item.group]
+            group.full.set()
+        return group, len(group.items) - 1
+
+    async def _settle(self, open_groups: dict[Hashable, OpenGroup], group: OpenGroup) -> None:
+        with anyio.move_on_after(group.deadline - anyio.current_time()):
+            await group.full.wait()
+        if group.claimed:
+            await group.done.wait()
+            return
+        group.claimed = True
+        key = group.items[0].group
+        if open_groups.get(key) is group:  # timed out before it filled: later arrivals start a new group
+            del open_groups[key]
+        try:
+            with anyio.CancelScope(shield=True):
+                group.rewards = (await self._rewarder.rewards(group.items))[0]
+        except BaseException as exc:
+            group.error = exc
+            raise
+        finally:
+            group.done.set()
+
+
+def settled_rewards(group: OpenGroup) -> list[Reward]:
+    """The rewards of a judged group, or the error its judging raised."""
+    if group.error is not None:
+        raise group.error
+    assert group.rewards is not None  # set before done
+    return group.rewards

@@ -35,6 +35,15 @@ CASES = [
     ("Scores: [8, 9]", 2, R.NO_BOXED),
     ("Score: 8", 1, R.NO_BOXED),
     ("Scores: \\boxed{8, 9} and later \\boxed{3}", 2, R.WRONG_COUNT),  # the last box wins, even when wrong
+    ("Scores: \\boxed{08,10}", 2, (8, 10)),
+    ("Scores: \\boxed{ 3 ,\t4 \n}", 2, (3, 4)),
+    ("Scores: \\boxed{3,\x1c4}", 2, (3, 4)),  # any blank str.strip removes, not only ASCII ones
+    ("Scores: \\boxed{+3, 4}", 2, R.NOT_INTEGER),
+    ("Scores: \\boxed{1_0, 4}", 2, R.NOT_INTEGER),  # int() would take it
+    ("Scores: \\boxed{\u0663, 4}", 2, R.NOT_INTEGER),  # an Arabic-Indic digit, which int() would take
+    ("Scores: \\boxed{{3}, 4}", 2, R.NOT_INTEGER),
+    ("Scores: \\boxed{3, 4} then \\boxed{5, 6", 2, (3, 4)),  # a box never closed is passed over
+    ("Scores: \\boxed{3, 4} then \\boxed{\\text{5}, {6}}", 2, R.NOT_INTEGER),  # nested braces, balanced
 ]
 
 

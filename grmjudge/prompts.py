@@ -199,7 +199,10 @@ def _fill(template_text: str, context: str, blocks: str) -> str:
         parts = _PLACEHOLDER.split(template_text)
         if len(_TEMPLATE_PARTS) < _KEPT_TEMPLATES:
             _TEMPLATE_PARTS[template_text] = parts
-    return "".join(piece if i % 2 == 0 else context if piece == "context" else blocks for i, piece in enumerate(parts))
+    pieces = parts.copy()  # text, placeholder name, text, ...: the names sit at the odd positions
+    for i in range(1, len(pieces), 2):
+        pieces[i] = context if pieces[i] == "context" else blocks
+    return "".join(pieces)
 
 
 _TEMPLATE_PARTS: dict[str, list[str]] = {}

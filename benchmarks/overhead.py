@@ -394,7 +394,7 @@ def print_steps(steps: dict[str, float], in_memory: Row | None, items: int) -> N
         whole = in_memory.best.cpu_seconds / items
         print(f"  {'whole in-memory judge (client CPU)':<34} {whole * 1e6:8.1f} us")
         rest = whole - total + steps["build requests + JSON"] + steps["decode replies (JSON)"]
-        print(f"  {'  of which tasks, batching, limits':<34} {rest * 1e6:8.1f} us  (its JSON steps do not run)")
+        print(f"  {'  the rest: tasks, batching, limits':<34} {rest * 1e6:8.1f} us  (and the fake backend; no JSON)")
 
 
 # ---------------------------------------------------------------- main

@@ -105,7 +105,7 @@ async def _draw(
 
 
 def _total(usages: list[Usage]) -> Usage:
-    """The round's usage: the one request's own when there was one (the usual case), else the sum."""
+    """The round's usage: the one request's own when it made one, else the sum."""
     return usages[0] if len(usages) == 1 else sum(usages, Usage())
 
 

@@ -72,7 +72,10 @@ def parse_boxed_scores(text: str, n_responses: int, score_range: tuple[int, int]
             ParseFailureReason.WRONG_COUNT, f"expected {n_responses} scores, found {len(parts)} in \\boxed{{{content}}}"
         )
     lo, hi = score_range
-    scores = tuple(map(int, parts))
+    try:
+        scores = tuple(map(int, parts))
+    except ValueError:  # more digits than int() reads (4,300 by default): no score range reaches that far
+        return ParseFailure(ParseFailureReason.OUT_OF_RANGE, f"a score of thousands of digits is outside [{lo}, {hi}]")
     if min(scores) < lo or max(scores) > hi:
         outside = next(s for s in scores if not lo <= s <= hi)
         return ParseFailure(ParseFailureReason.OUT_OF_RANGE, f"score {outside} outside [{lo}, {hi}]")

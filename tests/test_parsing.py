@@ -90,3 +90,10 @@ def test_split_judgement() -> None:
 def test_split_judgement_without_labels() -> None:
     assert split_judgement("just \\boxed{3}") == (None, None)
     assert split_judgement("Analysis: only critique, no scores") == (None, "only critique, no scores")
+
+
+def test_a_score_too_long_for_int_is_out_of_range_not_an_error() -> None:
+    for digits in ("9" * 5000, "-" + "9" * 5000):
+        outcome = parse_judgement(f"Scores: \\boxed{{{digits}, 3}}", "stop", 2, (1, 10))
+        assert isinstance(outcome, ParseFailure) and outcome.reason is R.OUT_OF_RANGE
+        assert len(outcome.detail) < 100

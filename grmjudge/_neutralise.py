@@ -115,6 +115,8 @@ def fold(text: str) -> str:
 def _holds_marker(folded: str) -> bool:
     if _AT_LINE_START.search("\n" + folded):
         return True
+    if "of" not in folded or "response" not in folded:  # both are in every match of _OF_RESPONSE
+        return False
     for match in _OF_RESPONSE.finditer(folded):
         line_start = folded.rfind("\n", 0, match.start()) + 1
         if _OPENS_DELIMITER.search(folded, line_start, match.start()):

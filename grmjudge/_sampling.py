@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 
 from grmjudge._inputs import lone_surrogate
+from grmjudge._records import validated
 from grmjudge._tasks import task_group
 from grmjudge.backends.base import Backend
 from grmjudge.cache import SampleCache, sample_keys
@@ -25,7 +26,7 @@ from grmjudge.exceptions import BackendError
 from grmjudge.parsing import ParseFailure, ParseFailureReason, parse_judgement
 from grmjudge.prompts import PromptTemplate, judge_messages
 from grmjudge.results import Sample, SampleError
-from grmjudge.types import Completion, GenerationRequest, Message, Usage
+from grmjudge.types import Completion, FinishReason, GenerationRequest, Message, Usage
 from grmjudge.voting import Permutation, apply_permutation, derive_seed, group_by_permutation, to_caller_order
 
 
@@ -93,11 +94,19 @@ async def _draw(
                 (perm, messages, [slot], derive_seed(job.seed, job.item_id, "sample", slot, attempt)) for slot in slots
             )
     *others, last = requests
-    async with task_group() as tg:
-        for request in others:
-            tg.start_soon(_request, job, *request, attempt, drawn, usages)
-        await _request(job, *last, attempt, drawn, usages)  # in this task: one task fewer per call
-    return drawn, sum(usages, Usage())
+    if others:
+        async with task_group() as tg:
+            for request in others:
+                tg.start_soon(_request, job, *request, attempt, drawn, usages)
+            await _request(job, *last, attempt, drawn, usages)  # in this task: one task fewer per call
+    else:
+        await _request(job, *last, attempt, drawn, usages)  # a single request needs no task group
+    return drawn, _total(usages)
+
+
+def _total(usages: list[Usage]) -> Usage:
+    """The round's usage: the one request's own when it made one, else the sum."""
+    return usages[0] if len(usages) == 1 else sum(usages, Usage())
 
 
 def _runs(slots: list[int], plan: list[int]) -> list[tuple[int, list[int]]]:
@@ -124,39 +133,45 @@ async def _request(
     drawn: dict[int, Sample],
     usages: list[Usage],
 ) -> None:
-    request = GenerationRequest(
-        messages=messages,
-        n=len(slots),
-        temperature=job.temperature,
-        top_p=job.top_p,
-        max_tokens=job.max_tokens,
-        seed=seed,
-        extra_body=job.extra_body,
-    )
+    request = generation_request(job, messages, len(slots), seed)
     cache = job.cache
     keys = sample_keys(job.backend.name, job.backend.model, job.template.hash, request) if cache is not None else []
     cached = await cache.get_many(keys) if cache is not None else {}
     if cache is not None and len(cached) == len(keys):
         for i, (slot, key) in enumerate(zip(slots, keys, strict=True)):
-            drawn[slot] = _judged_sample(job, slot, perm, cached[key], seed + i, attempt, cached=True)
+            drawn[slot] = judged_sample(job, slot, perm, cached[key], seed + i, attempt, cached=True)
         return
     try:
         async with job.limiter:
             generation = await job.backend.generate(request)
     except BackendError as exc:
-        error = SampleError(kind="backend", reason=type(exc).__name__, message=str(exc))
+        error = validated(SampleError, kind="backend", reason=type(exc).__name__, message=str(exc))
         for i, slot in enumerate(slots):
-            drawn[slot] = Sample(index=slot, permutation=perm, error=error, seed=seed + i, attempt=attempt)
+            drawn[slot] = validated(Sample, index=slot, permutation=perm, error=error, seed=seed + i, attempt=attempt)
         return
     usages.append(generation.usage)
     if cache is not None:
         pairs = zip(keys, generation.completions, strict=True)
         await cache.put_many({key: c for key, c in pairs if lone_surrogate(c.text) is None})
     for i, (slot, completion) in enumerate(zip(slots, generation.completions, strict=True)):
-        drawn[slot] = _judged_sample(job, slot, perm, completion, seed + i, attempt)
+        drawn[slot] = judged_sample(job, slot, perm, completion, seed + i, attempt)
 
 
-def _judged_sample(
+def generation_request(job: SamplingJob, messages: tuple[Message, ...], n: int, seed: int) -> GenerationRequest:
+    """The request for ``n`` samples of one prompt."""
+    return validated(
+        GenerationRequest,
+        messages=messages,
+        n=n,
+        temperature=job.temperature,
+        top_p=job.top_p,
+        max_tokens=job.max_tokens,
+        seed=seed,
+        extra_body=job.extra_body,
+    )
+
+
+def judged_sample(
     job: SamplingJob,
     slot: int,
     perm: Permutation,
@@ -166,28 +181,44 @@ def _judged_sample(
     *,
     cached: bool = False,
 ) -> Sample:
-    common: dict[str, Any] = {
-        "index": slot,
-        "permutation": perm,
-        "text": completion.text,
-        "finish_reason": completion.finish_reason,
-        "seed": seed,
-        "attempt": attempt,
-        "cached": cached,
-    }
-    surrogate = lone_surrogate(completion.text)
+    """One completion as a sample: parsed, its scores put back in the caller's order, or why it cast no vote."""
+    text, finish_reason = completion.text, completion.finish_reason
+    surrogate = lone_surrogate(text)
     if surrogate is not None:
         message = f"the text has a lone surrogate at position {surrogate}: not valid Unicode, so it was dropped"
-        error = SampleError(kind="parse", reason=ParseFailureReason.INVALID_TEXT.value, message=message)
-        common["text"] = None
-        return Sample(**common, error=error)
-    outcome = parse_judgement(
-        completion.text, completion.finish_reason, len(perm), job.template.score_range, job.template.parser
-    )
+        error = validated(SampleError, kind="parse", reason=ParseFailureReason.INVALID_TEXT.value, message=message)
+        return _sample(slot, perm, None, finish_reason, seed, attempt, cached, error=error)
+    template = job.template
+    outcome = parse_judgement(text, finish_reason, len(perm), template.score_range, template.parser)
     if isinstance(outcome, ParseFailure):
-        error = SampleError(kind="parse", reason=outcome.reason.value, message=outcome.detail)
-        return Sample(**common, error=error)
-    return Sample(**common, scores=to_caller_order(outcome.scores, perm), kept=True)
+        error = validated(SampleError, kind="parse", reason=outcome.reason.value, message=outcome.detail)
+        return _sample(slot, perm, text, finish_reason, seed, attempt, cached, error=error)
+    scores = to_caller_order(outcome.scores, perm)
+    return _sample(slot, perm, text, finish_reason, seed, attempt, cached, scores=scores, kept=True)
+
+
+def _sample(
+    slot: int,
+    perm: Permutation,
+    text: str | None,
+    finish_reason: FinishReason,
+    seed: int,
+    attempt: int,
+    cached: bool,
+    **outcome: Any,
+) -> Sample:
+    """The sample's record (``Sample(...)`` through ``validated``)."""
+    return validated(
+        Sample,
+        index=slot,
+        permutation=perm,
+        text=text,
+        finish_reason=finish_reason,
+        seed=seed,
+        attempt=attempt,
+        cached=cached,
+        **outcome,
+    )
 
 
 def _is_parse_failure(sample: Sample) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -21,6 +21,7 @@ import anyio
 from grmjudge._batch import BatchItem, ItemScorer, JudgeItem, run_batch, stream_batch
 from grmjudge._facade import JudgeFacade
 from grmjudge._inputs import check_item_id, check_k, content_id, validate_input
+from grmjudge._records import validated
 from grmjudge._runtime import ReceiveStream, runs_on_runtime, stream_on_runtime
 from grmjudge._sampling import SamplingJob, collect_samples
 from grmjudge._version import __version__
@@ -153,11 +154,11 @@ class Judge(JudgeFacade):
             current_retry_budget.reset(budget_token)
         if record is None:
             samples = await self._mark_kept(samples, messages, texts, k_meta)
-        result = _tally(samples, len(texts), random.Random(derive_seed(s.seed, item, "tie")))
+        result = _tally(samples, len(texts), lambda: random.Random(derive_seed(s.seed, item, "tie")))
         provenance = self._provenance(s, k, meta, k_meta, item, count_markers(messages, texts))
         if record is not None:
             provenance = provenance.model_copy(update={"adaptive": record})
-        final = ScoreResult(**result, samples=samples, usage=usage, provenance=provenance)
+        final = validated(ScoreResult, **result, samples=samples, usage=usage, provenance=provenance)
         if final.no_verdict is not None and s.raise_on_no_verdict:
             raise NoVerdictError(final.no_verdict)
         return final
@@ -317,7 +318,8 @@ class Judge(JudgeFacade):
     def _provenance(
         self, s: JudgeSettings, k: int, meta: bool, k_meta: int | None, item_id: str, markers: MarkerCount
     ) -> Provenance:
-        return Provenance(
+        return validated(
+            Provenance,
             grmjudge_version=__version__,
             backend=self.backend.name,
             model=self.backend.model,
@@ -355,7 +357,8 @@ def _marked(samples: list[Sample], meta_scores: dict[int, float], kept: set[int]
     ]
 
 
-def _tally(samples: list[Sample], n: int, tie_rng: random.Random) -> dict[str, Any]:
+def _tally(samples: list[Sample], n: int, tie_rng: Callable[[], random.Random]) -> dict[str, Any]:
+    """The vote; ``tie_rng`` makes the seeded draw that breaks a tie at the top, only when there is one."""
     votes = [s.scores for s in samples if s.kept and s.scores is not None]
     n_valid = sum(1 for s in samples if s.valid)
     if not votes:
@@ -366,12 +369,13 @@ def _tally(samples: list[Sample], n: int, tie_rng: random.Random) -> dict[str, A
             "n_valid": n_valid,
             "n_kept": 0,
             "spread": None,
-            "no_verdict": NoVerdict(failures=dict(failures)),
+            "no_verdict": validated(NoVerdict, failures=dict(failures)),
         }
     totals = sum_votes(votes, n)
+    top = max(totals)
     return {
         "scores": totals,
-        "best": pick_best(totals, tie_rng),
+        "best": totals.index(top) if totals.count(top) == 1 else pick_best(totals, tie_rng()),
         "n_valid": n_valid,
         "n_kept": len(votes),
         "spread": vote_spread(votes, n),

@@ -19,6 +19,8 @@ _BOX_OPENING = "\\boxed{"
 _PRINCIPLES = re.compile(r"Specific Criteria\s*:", re.IGNORECASE)
 _ANALYSIS = re.compile(r"Analysis\s*:", re.IGNORECASE)
 _SCORES = re.compile(r"Scores\s*:", re.IGNORECASE)
+_PLAIN_SCORES = re.compile(r"[ \t\n\r]*-?[0-9]+[ \t\n\r]*(?:,[ \t\n\r]*-?[0-9]+[ \t\n\r]*)*")
+"""ASCII integers between commas, spaced by ASCII blanks: what ``str.strip`` and ``_is_integer`` accept anyway."""
 
 
 class ParseFailureReason(StrEnum):
@@ -58,19 +60,25 @@ def parse_boxed_scores(text: str, n_responses: int, score_range: tuple[int, int]
     content = _last_box(text)
     if content is None:
         return ParseFailure(ParseFailureReason.NO_BOXED, "no \\boxed{...} in the judgement")
-    parts = [part.strip() for part in content.split(",")]
-    bad = [part for part in parts if not _is_integer(part)]
-    if bad:
-        return ParseFailure(ParseFailureReason.NOT_INTEGER, f"not an integer: {bad[0]!r} in \\boxed{{{content}}}")
+    if _PLAIN_SCORES.fullmatch(content):  # the usual box: the general check below would accept it as is
+        parts = content.split(",")
+    else:
+        parts = [part.strip() for part in content.split(",")]
+        bad = [part for part in parts if not _is_integer(part)]
+        if bad:
+            return ParseFailure(ParseFailureReason.NOT_INTEGER, f"not an integer: {bad[0]!r} in \\boxed{{{content}}}")
     if len(parts) != n_responses:
         return ParseFailure(
             ParseFailureReason.WRONG_COUNT, f"expected {n_responses} scores, found {len(parts)} in \\boxed{{{content}}}"
         )
     lo, hi = score_range
-    scores = tuple(int(part) for part in parts)
-    outside = [s for s in scores if not lo <= s <= hi]
-    if outside:
-        return ParseFailure(ParseFailureReason.OUT_OF_RANGE, f"score {outside[0]} outside [{lo}, {hi}]")
+    try:
+        scores = tuple(map(int, parts))
+    except ValueError:  # more digits than int() reads (4,300 by default): no score range reaches that far
+        return ParseFailure(ParseFailureReason.OUT_OF_RANGE, f"a score of thousands of digits is outside [{lo}, {hi}]")
+    if min(scores) < lo or max(scores) > hi:
+        outside = next(s for s in scores if not lo <= s <= hi)
+        return ParseFailure(ParseFailureReason.OUT_OF_RANGE, f"score {outside} outside [{lo}, {hi}]")
     return Parsed(scores)
 
 
@@ -98,7 +106,7 @@ def parse_judgement(
     """Apply the checks every template shares (truncation, empty text), then the template's parser."""
     if finish_reason == "length":
         return ParseFailure(ParseFailureReason.TRUNCATED, "generation stopped at the token limit")
-    if not text.strip():
+    if not text or text.isspace():
         return ParseFailure(ParseFailureReason.EMPTY, "the judgement is empty")
     return parser(text, n_responses, score_range)
 
@@ -133,10 +141,21 @@ def _last_box(text: str) -> str | None:
     start = text.rfind(_BOX_OPENING)
     while start != -1:
         content_start = start + len(_BOX_OPENING)
-        depth = 1
-        for position in range(content_start, len(text)):
-            depth += {"{": 1, "}": -1}.get(text[position], 0)
-            if depth == 0:
-                return text[content_start:position]
+        end = _closing_brace(text, content_start)
+        if end != -1:
+            return text[content_start:end]
         start = text.rfind(_BOX_OPENING, 0, start)
     return None
+
+
+def _closing_brace(text: str, start: int) -> int:
+    """The position of the ``}`` that closes a brace opened just before ``start``, or -1."""
+    depth = 1
+    while True:
+        close = text.find("}", start)
+        if close == -1:
+            return -1
+        depth += text.count("{", start, close) - 1
+        if depth == 0:
+            return close
+        start = close + 1

@@ -64,9 +64,17 @@ class PromptTemplate(BaseModel):
     @property
     def hash(self) -> str:
         """A short content hash: two templates with the same hash render and parse identically."""
+        # computed once per template (every result records it); the entry keeps what it was computed from, so a
+        # model_copy that changes a field computes it again
+        source = (self.text, self.score_range, self.numbered, self.parser)
+        cached: tuple[tuple[object, ...], str] | None = self.__dict__.get("_content_hash")
+        if cached is not None and cached[0] == source:
+            return cached[1]
         parser_name = f"{self.parser.__module__}.{getattr(self.parser, '__qualname__', repr(self.parser))}"
         key = "\x00".join([self.text, repr(self.score_range), repr(self.numbered), parser_name])
-        return hashlib.sha256(key.encode()).hexdigest()[:16]
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+        vars(self)["_content_hash"] = (source, digest)
+        return digest
 
     def check_response_count(self, n: int) -> None:
         """Raise [`InvalidInputError`][grmjudge.exceptions.InvalidInputError] if the template cannot take n."""
@@ -186,4 +194,17 @@ def meta_messages(query: Query, responses: Sequence[str], judgement: str) -> tup
 
 def _fill(template_text: str, context: str, blocks: str) -> str:
     """Both placeholders in one pass, so a ``{responses}`` inside the caller's text stays text."""
-    return _PLACEHOLDER.sub(lambda m: context if m.group(1) == "context" else blocks, template_text)
+    parts = _TEMPLATE_PARTS.get(template_text)
+    if parts is None:  # split once per template text: the pieces between placeholders, and the placeholders
+        parts = _PLACEHOLDER.split(template_text)
+        if len(_TEMPLATE_PARTS) < _KEPT_TEMPLATES:
+            _TEMPLATE_PARTS[template_text] = parts
+    pieces = parts.copy()  # text, placeholder name, text, ...: the names sit at the odd positions
+    for i in range(1, len(pieces), 2):
+        pieces[i] = context if pieces[i] == "context" else blocks
+    return "".join(pieces)
+
+
+_TEMPLATE_PARTS: dict[str, list[str]] = {}
+"""Template texts split at their placeholders: the built-in ones and the first ``_KEPT_TEMPLATES`` others."""
+_KEPT_TEMPLATES = 64

@@ -11,6 +11,10 @@ from grmjudge.parsing import split_judgement
 from grmjudge.types import FinishReason, Usage
 from grmjudge.voting import ResponseSpread
 
+_PARTS = "_judgement_parts"
+"""Where a sample keeps its split judgement: a ``__dict__`` entry that is no field (pydantic's equality, hash,
+repr and serialisation read the fields alone)."""
+
 
 class SampleError(BaseModel):
     """Why a sample cast no vote.
@@ -61,13 +65,25 @@ class Sample(BaseModel):
     @property
     def principles(self) -> str | None:
         """The judgement's "Specific Criteria" part, if it has one."""
-        return split_judgement(self.text)[0] if self.text else None
+        return self._parts[0]
 
     @computed_field
     @property
     def critique(self) -> str | None:
         """The judgement's "Analysis" part, if it has one."""
-        return split_judgement(self.text)[1] if self.text else None
+        return self._parts[1]
+
+    @property
+    def _parts(self) -> tuple[str | None, str | None]:
+        """(principles, critique), split once per text and kept beside the fields.
+
+        The entry holds the text it was split from, so a ``model_copy`` that replaces the text splits again.
+        """
+        cached: tuple[str | None, tuple[str | None, str | None]] | None = self.__dict__.get(_PARTS)
+        if cached is None or cached[0] is not self.text:
+            cached = (self.text, split_judgement(self.text) if self.text else (None, None))
+            vars(self)[_PARTS] = cached
+        return cached[1]
 
 
 class NoVerdict(BaseModel):

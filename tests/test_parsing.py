@@ -35,6 +35,15 @@ CASES = [
     ("Scores: [8, 9]", 2, R.NO_BOXED),
     ("Score: 8", 1, R.NO_BOXED),
     ("Scores: \\boxed{8, 9} and later \\boxed{3}", 2, R.WRONG_COUNT),  # the last box wins, even when wrong
+    ("Scores: \\boxed{08,10}", 2, (8, 10)),
+    ("Scores: \\boxed{ 3 ,\t4 \n}", 2, (3, 4)),
+    ("Scores: \\boxed{3,\x1c4}", 2, (3, 4)),  # any blank str.strip removes, not only ASCII ones
+    ("Scores: \\boxed{+3, 4}", 2, R.NOT_INTEGER),
+    ("Scores: \\boxed{1_0, 4}", 2, R.NOT_INTEGER),  # int() would take it
+    ("Scores: \\boxed{\u0663, 4}", 2, R.NOT_INTEGER),  # an Arabic-Indic digit, which int() would take
+    ("Scores: \\boxed{{3}, 4}", 2, R.NOT_INTEGER),
+    ("Scores: \\boxed{3, 4} then \\boxed{5, 6", 2, (3, 4)),  # a box never closed is passed over
+    ("Scores: \\boxed{3, 4} then \\boxed{\\text{5}, {6}}", 2, R.NOT_INTEGER),  # nested braces, balanced
 ]
 
 
@@ -81,3 +90,10 @@ def test_split_judgement() -> None:
 def test_split_judgement_without_labels() -> None:
     assert split_judgement("just \\boxed{3}") == (None, None)
     assert split_judgement("Analysis: only critique, no scores") == (None, "only critique, no scores")
+
+
+def test_a_score_too_long_for_int_is_out_of_range_not_an_error() -> None:
+    for digits in ("9" * 5000, "-" + "9" * 5000):
+        outcome = parse_judgement(f"Scores: \\boxed{{{digits}, 3}}", "stop", 2, (1, 10))
+        assert isinstance(outcome, ParseFailure) and outcome.reason is R.OUT_OF_RANGE
+        assert len(outcome.detail) < 100

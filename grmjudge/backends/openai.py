@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal
 
 import httpx
 
+from grmjudge._records import validated
 from grmjudge.backends._http_backend import HTTPBackend
 from grmjudge.backends.http import RetryPolicy
 from grmjudge.backends.limits import RateLimits
@@ -119,13 +120,14 @@ class OpenAIBackend(HTTPBackend):
             ) from exc
         if len(completions) != n:
             raise BackendResponseError(f"{self.url} returned {len(completions)} choices for n={n}", backend=self.name)
-        return Generation(completions=completions, usage=_usage(payload.get("usage")), model=payload.get("model"))
+        usage = _usage(payload.get("usage"))
+        return validated(Generation, completions=completions, usage=usage, model=payload.get("model"))
 
     def _completion(self, choice: dict[str, Any]) -> Completion:
         text = choice["message"]["content"] if self.endpoint == "chat" else choice["text"]
         if text is not None and not isinstance(text, str):
             raise TypeError(f"choice content is {type(text).__name__}, not a string")
-        return Completion(text=text or "", finish_reason=_finish_reason(choice.get("finish_reason")))
+        return validated(Completion, text=text or "", finish_reason=_finish_reason(choice.get("finish_reason")))
 
 
 def _single_user_prompt(messages: Sequence[Message]) -> str:
@@ -144,10 +146,11 @@ def _finish_reason(value: object) -> FinishReason:
 
 def _usage(raw: object) -> Usage:
     if not isinstance(raw, dict):
-        return Usage(requests=1)
+        return validated(Usage, requests=1)
     prompt = raw.get("prompt_tokens")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
     completion = raw.get("completion_tokens")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-    return Usage(
+    return validated(
+        Usage,
         requests=1,
         prompt_tokens=prompt if isinstance(prompt, int) else None,
         completion_tokens=completion if isinstance(completion, int) else None,

@@ -61,7 +61,8 @@ import aiohttp  # noqa: E402
 import httpx  # noqa: E402
 from httpx_aiohttp import HttpxAiohttpClient  # noqa: E402
 
-from grmjudge import Completion, Generation, GenerationRequest, Judge, JudgeItem, JudgeSettings  # noqa: E402
+from grmjudge import BatchResult, Completion, Generation, GenerationRequest, Judge, JudgeItem, JudgeSettings  # noqa: E402
+from grmjudge._runtime import run_on_runtime  # noqa: E402
 from grmjudge import judge as judge_module  # noqa: E402
 from grmjudge._inputs import check_item_id, check_k, validate_input  # noqa: E402
 from grmjudge._records import validated  # noqa: E402
@@ -269,12 +270,19 @@ async def grmjudge_run(
     async with Judge(backend) as judge:
         await judge.score_many(warmup, k=k, concurrency=concurrency)
         profiler = cProfile.Profile() if profile else None
+
+        async def timed() -> list[BatchResult]:
+            """The timed pass, on grmjudge's event loop thread, where a profiler must run to see the work."""
+            if profiler is not None:
+                profiler.enable()
+            try:
+                return await judge.score_many(items, k=k, concurrency=concurrency)
+            finally:
+                if profiler is not None:
+                    profiler.disable()
+
         clock = Clock()
-        if profiler is not None:
-            profiler.enable()
-        results = await judge.score_many(items, k=k, concurrency=concurrency)
-        if profiler is not None:
-            profiler.disable()
+        results = await run_on_runtime(timed)
         run = clock.run(0, 0)
     failed = [r for r in results if r.result is None or not r.result.ok]
     if failed:

@@ -102,22 +102,25 @@ async def stream_each(
     cancels the work still running. An exception ``work`` raises ends the stream.
     """
     send, receive = anyio.create_memory_object_stream[R]()  # hand-over: a result waits in its worker
-    slots = anyio.Semaphore(concurrency, fast_acquire=True)
+    pending = enumerate(items)
 
-    async def run(index: int, item: T, out: MemoryObjectSendStream[R]) -> None:
+    async def worker(index: int, item: T, out: MemoryObjectSendStream[R]) -> None:
+        """Work on items until none is left: an item is read only when its worker is free to start it."""
         async with out:
-            await out.send(await work(index, item))
-        slots.release()
+            while True:
+                await out.send(await work(index, item))
+                step = next(pending, None)
+                if step is None:
+                    return
+                index, item = step
 
     async def produce() -> None:
         async with send, task_group() as workers:
-            pending = enumerate(items)
-            while True:
-                await slots.acquire()  # before reading: an item is read only when it can start
+            for _ in range(concurrency):  # workers start as items arrive, at most one per slot
                 step = next(pending, None)
                 if step is None:
-                    break
-                workers.start_soon(run, *step, send.clone())
+                    return
+                workers.start_soon(worker, *step, send.clone())
 
     async with receive, task_group() as tg:
         tg.start_soon(produce)

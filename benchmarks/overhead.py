@@ -62,10 +62,10 @@ import httpx  # noqa: E402
 from httpx_aiohttp import HttpxAiohttpClient  # noqa: E402
 
 from grmjudge import BatchResult, Completion, Generation, GenerationRequest, Judge, JudgeItem, JudgeSettings  # noqa: E402
-from grmjudge._runtime import run_on_runtime  # noqa: E402
 from grmjudge import judge as judge_module  # noqa: E402
 from grmjudge._inputs import check_item_id, check_k, validate_input  # noqa: E402
 from grmjudge._records import validated  # noqa: E402
+from grmjudge._runtime import run_on_runtime  # noqa: E402
 from grmjudge._sampling import generation_request, judged_sample  # noqa: E402
 from grmjudge.backends import Backend, FunctionBackend, OpenAIBackend  # noqa: E402
 from grmjudge.prompts import count_markers, judge_messages  # noqa: E402

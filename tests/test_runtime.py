@@ -19,6 +19,7 @@ import pytest
 from grmjudge import Completion, Generation, GenerationRequest, Judge
 from grmjudge._runtime import runtime
 from grmjudge.backends import FunctionBackend, OpenAIBackend
+from grmjudge.exceptions import ConfigurationError
 from tests.servers import LocalServer, serve
 
 QUERY = "Which is the better answer to 2 + 2?"
@@ -185,3 +186,15 @@ def test_a_script_ends_cleanly_without_warnings_threads_or_processes(server: Loc
     assert "Unclosed" not in done.stderr and "Warning" not in done.stderr and "Task was destroyed" not in done.stderr
     if ending == "shutdown":
         assert done.stdout.splitlines()[1] == "threads ['MainThread'] children []"
+
+
+def test_a_blocking_call_made_on_the_runtime_itself_is_refused_not_deadlocked() -> None:
+    inner = Judge(FunctionBackend(lambda request: [r"\boxed{5, 6}"] * request.n))
+
+    async def calls_back(request: GenerationRequest) -> list[str]:
+        inner.score_sync(QUERY, RESPONSES)  # runs on grmjudge's loop: it would wait for itself
+        return [r"\boxed{5, 6}"] * request.n
+
+    outer = Judge(FunctionBackend(calls_back))
+    with pytest.raises(ConfigurationError, match="would wait for itself"):
+        outer.score_sync(QUERY, RESPONSES)

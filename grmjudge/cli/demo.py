@@ -21,6 +21,14 @@ if TYPE_CHECKING:
     from grmjudge.training.data import SPCTExample
 
 
+ABOUT = """\
+The judge is deliberately tiny and was trained on a noisy teacher (wrong on 30% of its items), so some of the
+critiques below are wrong: the point is to see every part of a judge call, not a good judge. Each sample
+shows the responses in its own order; the meta RM rates each judgement with a raw score (higher: more likely
+right), and only the best-rated half of the samples keep their votes.
+"""
+
+
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:  # pyright: ignore[reportPrivateUsage]
     """Register ``demo`` and its options."""
     parser = commands.add_parser(
@@ -54,7 +62,6 @@ async def _demo(args: argparse.Namespace, out: TextIO) -> int:
     from grmjudge._optional import require
 
     require("torch", extra="hf")
-    require("transformers", extra="hf")
     from grmjudge.backends.transformers import TransformersBackend
     from grmjudge.judge import Judge
     from grmjudge.meta.transformers import TransformersMetaScorer
@@ -62,9 +69,12 @@ async def _demo(args: argparse.Namespace, out: TextIO) -> int:
     from grmjudge.training.data import load_examples
     from grmjudge.training.toy.templates import TOY_TEMPLATE
 
+    transformers = require("transformers", extra="hf")
+    transformers.utils.logging.disable_progress_bar()  # "Loading weights ..." bars are noise here
     items = load_examples(DEMO_DIR / "items.jsonl", format="canonical").examples[: args.items]
     settings = JudgeSettings(template=TOY_TEMPLATE, temperature=1.0, max_tokens=160, seed=args.seed)
     out.write(f"grmjudge demo: a {_size(args.grm)} GRM and its meta RM, trained on a toy task on two CPU cores\n")
+    out.write(ABOUT)
     backend = TransformersBackend(str(args.grm), dtype="float32")
     meta = TransformersMetaScorer(str(args.meta), dtype="float32")
     async with Judge(backend, meta=meta, settings=settings) as judge:

@@ -145,3 +145,5 @@ def test_demo_judges_with_the_embedded_models() -> None:
     assert "kept" in text and "dropped" in text  # the meta RM kept half of the valid samples
     assert "final votes (kept samples summed)" in text and "Item 2:" in text
     assert "labelled best: response" in text
+    assert "deliberately tiny" in text and "only the best-rated half of the samples keep their votes" in text
+    assert "Loading weights" not in done.stdout + done.stderr and "it/s]" not in done.stdout + done.stderr

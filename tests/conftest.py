@@ -18,12 +18,28 @@ import pytest
 from grmjudge.testing.tiny import build_tiny_model
 from grmjudge.testing.vllm_server import VLLMServer, serve_vllm
 from tests.scripted_http import MockClient, Script
+from tests.training.background import QUICK_RUN, start_quick_run
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--device", default="cpu", help="device for local-model tests (cpu, cuda)")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the toy quick run now, in the background, if a selected test needs it."""
+    if session.config.option.collectonly:
+        return
+    if any("quick_run" in getattr(item, "fixturenames", ()) for item in session.items):
+        base = Path(session.config._tmp_path_factory.mktemp("toy-background"))  # pyright: ignore[reportAttributeAccessIssue]
+        session.config.stash[QUICK_RUN] = start_quick_run(base)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run = config.stash.get(QUICK_RUN, None)
+    if run is not None:
+        run.stop()
 
 
 @pytest.fixture

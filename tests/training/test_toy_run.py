@@ -1,7 +1,8 @@
 """The toy SPCT reproduction end to end in ``--quick`` mode, and ``grmjudge demo`` on the embedded models.
 
 ``--quick`` starts from the shipped toy GRM with seeded noise on every weight and runs every stage on a small
-scale (about 4 minutes on two cores). The tests check that each stage ran and produced what the next one
+scale (about 4 minutes on one core; the session starts it in the background as soon as collection finishes,
+see ``tests/training/background.py``). The tests check that each stage ran and produced what the next one
 needs, that the report has its three rows and four columns, that a rerun resumes, and two results with a wide
 margin:
 
@@ -33,6 +34,7 @@ for _module in ("torch", "transformers", "trl", "datasets", "matplotlib"):
 from grmjudge.training.data import load_examples  # noqa: E402
 from grmjudge.training.toy.config import DEMO_DIR, QUICK  # noqa: E402
 from grmjudge.training.toy.pipeline import GRM_STAGES, STAGES, read_stages  # noqa: E402
+from tests.training.background import QUICK_RUN, start_quick_run  # noqa: E402
 
 MARGIN = 0.10
 """How far above chance (the mean of 1/n over the held-out items) the final GRM's greedy accuracy must be."""
@@ -50,12 +52,14 @@ def _env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
-    out = tmp_path_factory.mktemp("toy") / "run"
-    command = [sys.executable, "-m", "grmjudge.training.toy", "run", "--out", str(out), "--quick"]
-    done = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=900, check=False)
+def quick_run(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """The quick run the session started in the background when collection finished (or one started now)."""
+    run = request.config.stash.get(QUICK_RUN, None) or start_quick_run(tmp_path_factory.mktemp("toy"))
+    done = run.wait(timeout=900)
     assert done.returncode == 0, done.stderr[-4000:]
-    return out, done
+    return run.out, done
 
 
 def test_every_stage_ran_and_left_its_outputs(quick_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:

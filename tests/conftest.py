@@ -17,6 +17,7 @@ import pytest
 
 from grmjudge.testing.tiny import build_tiny_model
 from grmjudge.testing.vllm_server import VLLMServer, serve_vllm
+from tests.docs.fresh_clone import FRESH_CLONE, start_fresh_clone
 from tests.scripted_http import MockClient, Script
 from tests.training.background import QUICK_RUN, start_quick_run
 
@@ -28,18 +29,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start the toy quick run now, in the background, if a selected test needs it."""
+    """Start the long background runs (tests/background.py) that the selected tests need, now."""
     if session.config.option.collectonly:
         return
-    if any("quick_run" in getattr(item, "fixturenames", ()) for item in session.items):
-        base = Path(session.config._tmp_path_factory.mktemp("toy-background"))  # pyright: ignore[reportAttributeAccessIssue]
-        session.config.stash[QUICK_RUN] = start_quick_run(base)
+    needed = {name for item in session.items for name in getattr(item, "fixturenames", ())}
+    temp = session.config._tmp_path_factory  # pyright: ignore[reportAttributeAccessIssue]
+    if "quick_run" in needed:
+        session.config.stash[QUICK_RUN] = start_quick_run(Path(temp.mktemp("toy-background")))
+    if "fresh_clone_run" in needed:
+        session.config.stash[FRESH_CLONE] = start_fresh_clone(Path(temp.mktemp("fresh-clone")))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    run = config.stash.get(QUICK_RUN, None)
-    if run is not None:
-        run.stop()
+    for run in (config.stash.get(QUICK_RUN, None), config.stash.get(FRESH_CLONE, None)):
+        if run is not None:
+            run.stop()
 
 
 @pytest.fixture

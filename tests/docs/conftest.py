@@ -12,14 +12,6 @@ from tests.docs.standins import HubCache, Servers
 
 
 @pytest.fixture(scope="session")
-def tiny_classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random Llama classifier (one label), the stand-in for meta and reward models."""
-    from grmjudge.testing.tiny import build_tiny_classifier
-
-    return build_tiny_classifier(tmp_path_factory.mktemp("docs-tiny-classifier"))
-
-
-@pytest.fixture(scope="session")
 def docs_servers() -> Iterator[Servers]:
     servers = Servers()
     try:

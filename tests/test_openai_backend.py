@@ -36,7 +36,7 @@ from grmjudge import (
     ShuffleMode,
 )
 from grmjudge.backends import OpenAIBackend, http
-from grmjudge.backends.http import AiohttpTransport, parse_retry_after
+from grmjudge.backends.http import parse_retry_after
 from grmjudge.testing.fake_openai import FakeOpenAIServer, FakeRequest, default_judgement
 
 from .scripted_http import MockClient, Script, Step, raise_read_timeout, recorder
@@ -752,9 +752,15 @@ async def test_jittered_backoff_stays_within_half_to_full_delay(mock_client: Moc
 
 
 @pytest.mark.anyio
-async def test_default_transport_is_aiohttp() -> None:
+async def test_default_transport_sends_https_and_user_info_urls_through_aiohttp() -> None:
     transport = http.default_transport(timeout=12.0, max_connections=7)
-    assert isinstance(transport, AiohttpTransport)
+    port = free_port()  # nothing listens: the error names the client that tried
+    for url in (f"https://127.0.0.1:{port}/v1/x", f"http://user:pw@127.0.0.1:{port}/v1/x"):
+        with pytest.raises(BackendConnectionError, match="ClientConnectorError") as caught:
+            await transport.post(url, b"{}", {}, backend="test")
+        assert "pw" not in str(caught.value)
+    with pytest.raises(BackendConnectionError, match="ConnectionRefusedError"):  # the lean client's socket error
+        await transport.post(f"http://127.0.0.1:{port}/v1/x", b"{}", {}, backend="test")
     await transport.aclose()
     assert transport.closed
 

@@ -33,9 +33,30 @@ def server() -> Iterator[LocalServer]:
         yield local
 
 
-def open_sessions() -> list[aiohttp.ClientSession]:
+def open_sessions(server: LocalServer) -> list[str]:
+    """This process's open aiohttp sessions and its established TCP connections to ``server``."""
     gc.collect()
-    return [o for o in gc.get_objects() if isinstance(o, aiohttp.ClientSession) and not o.closed]
+    sessions = [repr(o) for o in gc.get_objects() if isinstance(o, aiohttp.ClientSession) and not o.closed]
+    return sessions + connections_to(int(server.root.rsplit(":", 1)[1]))
+
+
+def connections_to(port: int) -> list[str]:
+    """This process's established TCP connections to 127.0.0.1:``port`` (from /proc: any client's sockets)."""
+    own = {_link(fd) for fd in os.listdir("/proc/self/fd")}
+    found: list[str] = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        remote, state, inode = fields[2], fields[3], fields[9]
+        if state == "01" and int(remote.split(":")[1], 16) == port and f"socket:[{inode}]" in own:
+            found.append(f"connection {fields[1]} -> {remote}")
+    return found
+
+
+def _link(fd: str) -> str | None:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:  # closed since the listing
+        return None
 
 
 def test_one_connection_pool_serves_blocking_calls_and_every_loop(server: LocalServer) -> None:
@@ -136,9 +157,9 @@ async def test_aclose_leaves_no_open_session_and_no_new_thread(server: LocalServ
     threads_before = set(threading.enumerate())
     judge = Judge(OpenAIBackend(base_url=server.base_url, model="fake-grm"))
     assert (await judge.score(QUERY, RESPONSES, k=4)).scores is not None
-    assert open_sessions() != []
+    assert open_sessions(server) != []
     await judge.aclose()
-    assert open_sessions() == []
+    assert open_sessions(server) == []
     assert set(threading.enumerate()) == threads_before
 
 
@@ -147,9 +168,9 @@ def test_a_judge_dropped_without_closing_leaves_no_open_session(server: LocalSer
     assert judge.score_sync(QUERY, RESPONSES, k=2).scores is not None
     del judge
     deadline = time.monotonic() + 5
-    while open_sessions() and time.monotonic() < deadline:
+    while open_sessions(server) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert open_sessions() == []
+    assert open_sessions(server) == []
 
 
 SCRIPT = """

@@ -1,6 +1,7 @@
 """The HTTP layer shared by every HTTP backend and scorer: one client type, its retry policy, error mapping.
 
-By default requests go straight through an aiohttp session. Measured on the judge workload
+By default requests to plain ``http://`` servers go through grmjudge's lean HTTP/1.1 client (``_h1.py``), and
+all others (``https://``, user info in the URL) through an aiohttp session. Measured on the judge workload
 (``benchmarks/overhead.py --breakdown``), httpx costs about three times aiohttp's client CPU per request even
 on the ``httpx-aiohttp`` transport, and its own connection pool is slower still (encode/httpx#3215). An
 ``httpx.AsyncClient`` handed in by the caller (tests on ``MockTransport``/``ASGITransport``, proxies,
@@ -12,6 +13,7 @@ bodies), before any judge, cache or caller sees it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from abc import ABC, abstractmethod
@@ -28,6 +30,7 @@ from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 
 from grmjudge._redact import Redactor, header_secrets, redact_library_logs
 from grmjudge._runtime import runs_on_runtime, runtime
+from grmjudge.backends._h1 import ConnectionDropped, H1Pool, ProtocolError, encode_headers, plain_target
 from grmjudge.backends._replicas import ReplicaPool
 from grmjudge.backends.limits import RateLimits, RequestGate, current_retry_budget
 from grmjudge.backends.urls import masked_url, url_secrets
@@ -165,9 +168,42 @@ class HttpxTransport(Transport):
         self.closed = True
 
 
+class LeanTransport(Transport):
+    """Plain ``http://`` URLs through grmjudge's lean HTTP/1.1 client (``backends/_h1.py``), others through aiohttp.
+
+    The servers a judge hammers with thousands of requests a second are local or on the cluster network, over
+    plain HTTP; there the lean client's fifth of aiohttp's CPU per request shows. Hosted APIs (``https://``)
+    answer in seconds, so aiohttp's cost does not matter there, and its TLS and proxy handling does.
+    """
+
+    def __init__(self, *, timeout: float, max_connections: int) -> None:
+        self._timeout = timeout
+        self._pool = H1Pool(max_connections=max_connections)
+        self._fallback = AiohttpTransport(timeout=timeout, max_connections=max_connections)
+
+    async def post(self, url: str, data: bytes, headers: Mapping[str, str], *, backend: str) -> RawReply:
+        target = plain_target(url)
+        if target is None:
+            return await self._fallback.post(url, data, headers, backend=backend)
+        try:
+            async with asyncio.timeout(self._timeout):
+                reply = await self._pool.post(target, data, encode_headers(headers))
+        except TimeoutError as exc:
+            raise BackendTimeoutError(f"request to {masked_url(url)} timed out", backend=backend) from exc
+        except (OSError, ConnectionDropped, ProtocolError) as exc:
+            reason = str(exc) if isinstance(exc, (ConnectionDropped, ProtocolError)) else type(exc).__name__
+            raise BackendConnectionError(f"request to {masked_url(url)} failed: {reason}", backend=backend) from exc
+        return RawReply(reply.status, reply.body, reply.retry_after)
+
+    async def aclose(self) -> None:
+        self.closed = True
+        await self._pool.aclose()
+        await self._fallback.aclose()
+
+
 def default_transport(*, timeout: float, max_connections: int) -> Transport:
-    """The transport a client creates for itself: an aiohttp session (aiohttp is a base dependency)."""
-    return AiohttpTransport(timeout=timeout, max_connections=max_connections)
+    """The transport a client creates for itself: the lean client for plain HTTP, aiohttp for the rest."""
+    return LeanTransport(timeout=timeout, max_connections=max_connections)
 
 
 class HTTPClient:

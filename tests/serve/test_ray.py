@@ -58,6 +58,7 @@ def test_groups_are_judged_together_whichever_replica_gets_each_completion(clust
     def post(group: int, text: str) -> float:
         body = {"prompt": f"Say hi {group}", "completions": [text], "group_id": f"g{group}", "group_size": 2}
         reply = httpx.post(cluster + "/v1/rewards", json={**body, "normalisation": "rank"}, timeout=60)
+        assert "rewards" in reply.json(), reply.text
         return reply.json()["rewards"][0]
 
     with ThreadPoolExecutor(8) as pool:

@@ -19,7 +19,7 @@ import anyio
 
 from grmjudge._inputs import lone_surrogate
 from grmjudge._records import validated
-from grmjudge._tasks import task_group
+from grmjudge._tasks import runtime_task_group
 from grmjudge.backends.base import Backend
 from grmjudge.cache import SampleCache, sample_keys
 from grmjudge.exceptions import BackendError
@@ -53,7 +53,8 @@ class SamplingJob:
 async def collect_samples(job: SamplingJob, indices: Sequence[int] | None = None) -> tuple[list[Sample], Usage]:
     """Draw the samples at ``indices`` (every slot by default), in that order; re-ask parse failures.
 
-    Failures are re-asked up to ``max_resample_rounds`` times when sampling is random.
+    Failures are re-asked up to ``max_resample_rounds`` times when sampling is random. It runs on grmjudge's
+    own loop (its callers are ``runs_on_runtime``), which lets it spawn its requests on asyncio's task group.
     """
     wanted = list(range(len(job.permutations)) if indices is None else indices)
     slots_of = group_by_permutation(job.permutations)
@@ -95,7 +96,7 @@ async def _draw(
             )
     *others, last = requests
     if others:
-        async with task_group() as tg:
+        async with runtime_task_group() as tg:
             for request in others:
                 tg.start_soon(_request, job, *request, attempt, drawn, usages)
             await _request(job, *last, attempt, drawn, usages)  # in this task: one task fewer per call

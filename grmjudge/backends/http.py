@@ -172,7 +172,7 @@ class LeanTransport(Transport):
     """Plain ``http://`` URLs through grmjudge's lean HTTP/1.1 client (``backends/_h1.py``), others through aiohttp.
 
     The servers a judge hammers with thousands of requests a second are local or on the cluster network, over
-    plain HTTP; there the lean client's fifth of aiohttp's CPU per request shows. Hosted APIs (``https://``)
+    plain HTTP; there the lean client's third of aiohttp's CPU per request shows. Hosted APIs (``https://``)
     answer in seconds, so aiohttp's cost does not matter there, and its TLS and proxy handling does.
     """
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import os
 from array import array
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterator, Mapping
 from hashlib import blake2b
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, Self
+from typing import Any, BinaryIO, Self, cast
 
 from grmjudge.exceptions import ConfigurationError
 
@@ -114,16 +114,27 @@ class Journal:
 
         A line that is not a JSON object raises [`JournalError`][grmjudge.journal.JournalError] naming it.
         """
+        for number, record in self.lines():
+            yield number, cast(dict[str, Any], record)
+
+    def lines(self, only: Container[int] | None = None) -> Iterator[tuple[int, dict[str, Any] | None]]:
+        """[`records`][grmjudge.journal.Journal.records], streamed, parsing only the records at ``only``.
+
+        ``only`` holds positions among the complete non-blank lines (0 for the first record); the others come
+        as ``(line number, None)`` without being parsed, so a reader can pick a few records out of a large file.
+        """
         self.partial_bytes = 0
         if not self.path.exists():
             return
         with self.path.open("rb") as file:
+            order = -1
             for number, raw in enumerate(file, start=1):
                 if not raw.endswith(b"\n"):
                     self.partial_bytes = len(raw)
                     return
                 if raw.strip():
-                    yield number, self._parse(number, raw)
+                    order += 1
+                    yield number, self._parse(number, raw) if only is None or order in only else None
 
     def read(self) -> Iterator[dict[str, Any]]:
         """Every complete record, in file order."""

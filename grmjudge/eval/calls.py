@@ -7,13 +7,12 @@ call's newest line and once to yield those lines, so a run of any size never sit
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from grmjudge.eval.items import AllPairsLabel, BestLabel, GamesLabel, LoadedBenchmark
-from grmjudge.exceptions import ConfigurationError
+from grmjudge.journal import Journal
 
 
 def journal_passes(path: Path) -> list[str]:
@@ -55,32 +54,5 @@ def labelled_best(benchmark: LoadedBenchmark) -> dict[str, int]:
     return best
 
 
-def json_objects(path: Path, only: set[int] | None = None) -> Iterator[tuple[int, dict[str, Any] | None]]:
-    """Each non-blank line of a JSONL file as (1-based line number, object), streamed.
-
-    A last line without its newline (a run killed mid-write) is left out. ``only`` holds positions among the
-    non-blank lines: the others are counted but not parsed, and come as ``None``. A line that is not a JSON
-    object is a [`ConfigurationError`][grmjudge.exceptions.ConfigurationError] naming it.
-    """
-    with path.open(encoding="utf-8") as handle:
-        order = -1
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip() or not raw.endswith("\n"):
-                continue
-            order += 1
-            if only is not None and order not in only:
-                yield number, None
-                continue
-            try:
-                line: object = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise ConfigurationError(f"{path} line {number} is not valid JSON: {exc}") from exc
-            if not isinstance(line, dict):
-                raise ConfigurationError(f"{path} line {number} is not a JSON object")
-            yield number, line  # pyright: ignore[reportUnknownVariableType]
-
-
 def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    for number, line in json_objects(path):
-        if line is not None:
-            yield number, line
+    return Journal(path, kind="grmjudge eval record").records()

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from grmjudge.eval.calls import journal_passes, json_objects, labelled_best, newest_lines
+from grmjudge.eval.calls import journal_passes, labelled_best, newest_lines
 from grmjudge.eval.items import LoadedBenchmark
 from grmjudge.exceptions import ConfigurationError
+from grmjudge.journal import Journal
 from grmjudge.report.items import ItemView, item_view
 
 
@@ -102,7 +103,7 @@ class ScoreRun:
 
     def items(self, only: set[int] | None = None) -> Iterator[tuple[int, ItemView]]:
         """Every output line as an item (or the lines at the positions in ``only``)."""
-        for order, (number, line) in enumerate(json_objects(self.path, only)):
+        for order, (number, line) in enumerate(Journal(self.path, kind="grmjudge score output line").lines(only)):
             if line is None:
                 continue
             if "id" not in line or "samples" not in line:
@@ -111,9 +112,7 @@ class ScoreRun:
 
     def about(self) -> dict[str, str]:
         """The judge of the first line's provenance (every line of one output shares it)."""
-        for _, line in json_objects(self.path):
-            if line is None:
-                continue
+        for _, line in Journal(self.path, kind="grmjudge score output line").records():
             p: Mapping[str, Any] = line.get("provenance") or {}
             return {
                 "Run": f"grmjudge score output {self.path.name}",
@@ -128,9 +127,7 @@ class ScoreRun:
         if self.inputs is None:
             return {}
         found: dict[str, Texts] = {}
-        for number, line in json_objects(self.inputs):
-            if line is None:
-                continue
+        for number, line in Journal(self.inputs, kind="grmjudge score input line").records():
             item_id = str(line.get("id", number))
             if item_id in ids:
                 query = line["query"] if "query" in line else line.get("messages", [])

@@ -24,6 +24,9 @@ from grmjudge.judge import JudgeItem
 from grmjudge.results import Sample, SampleError, ScoreResult
 from grmjudge.types import Message
 
+DEFAULT_MAX_INPUT_CHARS = 1_000_000
+"""Characters of text per item unless ``--max-input-chars`` says otherwise."""
+
 _JSON_TYPES: dict[type, str] = {
     str: "string",
     int: "number",

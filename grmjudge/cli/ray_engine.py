@@ -140,7 +140,9 @@ def run_ray(o: ScoreOptions, r: RayOptions, stderr: TextIO) -> int:
     if not ray.is_initialized():
         ray.init(address=r.address, log_to_driver=False, include_dashboard=False)
     data = require("ray.data", extra="ray")
-    data.DataContext.get_current().enable_progress_bars = not o.quiet
+    context = data.DataContext.get_current()
+    context.enable_progress_bars = not o.quiet
+    context.raise_original_map_exception = True  # "the backend refused the credentials", not Ray's wrapper
     removed = clear_partial(out)
     clear_errors(out)
     done = frozenset(done_ids(out)) if o.resume else frozenset[str]()
@@ -304,9 +306,17 @@ def _write_manifest(out: str, manifest: dict[str, Any]) -> None:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    lines = [line for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else text
+    """What stopped the job: the innermost cause Ray wrapped (a task error holds its cause), its first line."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    innermost = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        innermost = current
+        wrapped = getattr(current, "cause", None)
+        current = wrapped if isinstance(wrapped, BaseException) else current.__cause__ or current.__context__
+    lines = [line for line in str(innermost).splitlines() if line.strip()]
+    return lines[0] if lines else type(innermost).__name__
 
 
 def _now() -> str:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.cli.conftest import RecordingServer, recording_server
+from tests.servers import REPO_ROOT
 
 pytest.importorskip("ray", reason="the Ray tests need the 'ray' extra")
 
@@ -23,8 +24,10 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     import ray
 
     temp = tmp_path_factory.mktemp("ray")
-    saved = {name: os.environ.get(name) for name in ("OPENAI_API_KEY", "RAY_USAGE_STATS_ENABLED")}
-    os.environ.update(OPENAI_API_KEY=WORKER_KEY, RAY_USAGE_STATS_ENABLED="0")
+    names = ("OPENAI_API_KEY", "RAY_USAGE_STATS_ENABLED", "PYTHONPATH")
+    saved = {name: os.environ.get(name) for name in names}
+    path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)  # tests' own judges
+    os.environ.update(OPENAI_API_KEY=WORKER_KEY, RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=path)
     try:
         context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=str(temp))
     finally:

@@ -14,14 +14,23 @@ import argparse
 import json
 import time
 from collections import Counter
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from grmjudge import argtypes as arg_types
-from grmjudge.cli.options import EXIT_ABORTED, EXIT_ERRORS, EXIT_INTERRUPTED, EXIT_OK, ScoreOptions, UsageError
+from grmjudge.cli.options import (
+    EXIT_ABORTED,
+    EXIT_ERRORS,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    ScoreOptions,
+    UsageError,
+)
+from grmjudge.engine_options import RayOptions, connect, engine_options
+from grmjudge.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     from grmjudge.cli.progress import RunStats
+    from grmjudge.judge import Judge
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "grmjudge-ray-run/1"
@@ -31,65 +40,20 @@ _ITEM_FAILURES = ("item_failed", "backend_failed")
 """Error types of items that were judged (the rest are lines that could not be read as items)."""
 
 
-@dataclass(frozen=True)
-class RayOptions:
-    """Where and how ``--engine ray`` runs."""
-
-    address: str | None
-    output_format: Literal["jsonl", "parquet"]
-    actors: int
-    max_actors: int
-    cpus_per_actor: float
-    gpus_per_actor: float
-    meta_actors: int
-    batch_size: int
-
-
-def add_engine_options(parser: argparse.ArgumentParser) -> None:
-    """``--engine`` and the options of the Ray engine."""
-    group = parser.add_argument_group("engine")
-    group.add_argument(
-        "--engine", choices=("local", "ray"), default="local", help="local (default) or ray: a Ray Data job"
-    )
-    group.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join (default: start a local one)")
-    group.add_argument("--output-format", choices=("jsonl", "parquet"), default="jsonl", help="ray: shard format")
-    group.add_argument("--actors", type=arg_types.positive_int, default=1, metavar="N", help="ray: GRM actors")
-    group.add_argument(
-        "--max-actors", type=arg_types.positive_int, metavar="N", help="ray: autoscale GRM actors up to N"
-    )
-    group.add_argument(
-        "--cpus-per-actor", type=arg_types.positive_float, default=1.0, metavar="C", help="ray: CPUs per actor"
-    )
-    group.add_argument(
-        "--gpus-per-actor", type=arg_types.non_negative_float, default=0.0, metavar="G", help="ray: GPUs per actor"
-    )
-    group.add_argument("--meta-actors", type=arg_types.positive_int, default=1, metavar="N", help="ray: meta actors")
-    group.add_argument(
-        "--batch-size", type=arg_types.positive_int, default=64, metavar="N", help="ray: items per actor call"
-    )
-
-
 def ray_options(ns: argparse.Namespace) -> RayOptions | None:
     """The Ray engine's options, or None for the local engine; options that do not apply raise UsageError."""
-    if ns.engine != "ray":
-        if ns.ray_address is not None:
-            raise UsageError("--ray-address needs --engine ray")
+    try:
+        options = engine_options(ns)
+    except ConfigurationError as exc:
+        raise UsageError(str(exc)) from exc
+    if options is None:
         return None
     for given, flag in ((ns.cache, "--cache"), (ns.errors, "--errors")):
         if given is not None:
             raise UsageError(f"{flag} is not available with --engine ray (errors go to OUT/errors/)")
     if ns.input == "-":
         raise UsageError("--engine ray reads a file or folder, not standard input")
-    return RayOptions(
-        address=ns.ray_address,
-        output_format=ns.output_format,
-        actors=ns.actors,
-        max_actors=max(ns.max_actors or ns.actors, ns.actors),
-        cpus_per_actor=ns.cpus_per_actor,
-        gpus_per_actor=ns.gpus_per_actor,
-        meta_actors=ns.meta_actors,
-        batch_size=ns.batch_size,
-    )
+    return options
 
 
 def provenance_key(o: ScoreOptions) -> dict[str, Any]:
@@ -136,13 +100,9 @@ def run_ray(o: ScoreOptions, r: RayOptions, stderr: TextIO) -> int:
         _check_resume(o, out, existing, key)
     except (GRMJudgeError, ValidationError, UsageError) as exc:
         stderr.write(f"grmjudge score: error: {redact(str(exc))}\n")
-        return 2
-    if not ray.is_initialized():
-        ray.init(address=r.address, log_to_driver=False, include_dashboard=False)
+        return EXIT_USAGE
+    connect(r.address, progress=not o.quiet)
     data = require("ray.data", extra="ray")
-    context = data.DataContext.get_current()
-    context.enable_progress_bars = not o.quiet
-    context.raise_original_map_exception = True  # "the backend refused the credentials", not Ray's wrapper
     removed = clear_partial(out)
     clear_errors(out)
     done = frozenset(done_ids(out)) if o.resume else frozenset[str]()
@@ -189,17 +149,8 @@ def _pipeline(o: ScoreOptions, r: RayOptions, data: Any, done: frozenset[str]) -
         texts=o.texts,
         max_input_chars=o.max_input_chars,
         skip_ids=done,
-        grm=StageResources(
-            min_actors=r.actors,
-            max_actors=r.max_actors,
-            num_cpus=r.cpus_per_actor,
-            num_gpus=r.gpus_per_actor,
-            batch_size=r.batch_size,
-            concurrency=o.concurrency,
-        ),
-        meta_stage=StageResources(
-            min_actors=r.meta_actors, max_actors=r.meta_actors, num_cpus=r.cpus_per_actor, batch_size=r.batch_size
-        ),
+        grm=StageResources.grm_stage(r, o.concurrency),
+        meta_stage=StageResources.meta_stage(r),
     )
     return judged.map_batches(
         write_shard,
@@ -321,3 +272,24 @@ def _first_line(exc: BaseException) -> str:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def eval_judge(ns: argparse.Namespace, engine: RayOptions) -> Judge:
+    """``grmjudge eval --engine ray``: the GRM the command line names, judging each pass's calls on Ray actors."""
+    from grmjudge.integrations.ray import JudgeSpec, RayJudge, StageResources, judge_options
+
+    if ns.scalar is not None or ns.cache is not None:
+        raise ConfigurationError("--engine ray takes a GRM (--judge) and no --cache")
+    options = judge_options(
+        ns.judge,
+        base_urls=(ns.base_url,) if ns.base_url is not None else (),
+        meta=ns.meta,
+        meta_base_url=ns.meta_base_url,
+        k_meta=ns.k_meta,
+        temperature=ns.temperature,
+        max_tokens=ns.max_tokens,
+        seed=ns.seed,
+    )
+    connect(engine.address, progress=not ns.quiet)
+    spec = JudgeSpec(options=options, max_concurrent_requests=ns.max_concurrent_requests)
+    return RayJudge(spec, grm=StageResources.grm_stage(engine, ns.concurrency))

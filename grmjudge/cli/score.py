@@ -15,7 +15,8 @@ from typing import TextIO
 
 from grmjudge import argtypes as arg_types
 from grmjudge.cli.options import EXIT_INTERRUPTED, EXIT_USAGE, ScoreOptions, UsageError
-from grmjudge.cli.ray_engine import add_engine_options, ray_options, run_ray
+from grmjudge.cli.ray_engine import ray_options, run_ray
+from grmjudge.engine_options import add_engine_options
 from grmjudge.judge_options import add_judge_options, judge_options
 from grmjudge.score_lines import DEFAULT_MAX_INPUT_CHARS
 

@@ -8,10 +8,12 @@ from typing import Any
 
 from grmjudge._optional import require
 from grmjudge.adaptive import AdaptivePolicy
+from grmjudge.engine_options import RayOptions
 from grmjudge.integrations.ray.spec import JudgeSpec
 from grmjudge.judge import Judge, adaptive_policy
 from grmjudge.judge_options import JudgeOptions
 from grmjudge.score_lines import DEFAULT_MAX_INPUT_CHARS
+from grmjudge.settings import JudgeSettings
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,24 @@ class StageResources:
     concurrency: int = 16
     ray_remote_args: Mapping[str, Any] = field(default_factory=dict[str, Any])
 
+    @classmethod
+    def grm_stage(cls, r: RayOptions, concurrency: int) -> StageResources:
+        """The GRM stage the ``--engine ray`` flags ask for, each actor with ``concurrency`` items in flight."""
+        return cls(
+            min_actors=r.actors,
+            max_actors=r.max_actors,
+            num_cpus=r.cpus_per_actor,
+            num_gpus=r.gpus_per_actor,
+            batch_size=r.batch_size,
+            concurrency=concurrency,
+        )
+
+    @classmethod
+    def meta_stage(cls, r: RayOptions) -> StageResources:
+        """The meta RM stage the ``--engine ray`` flags ask for."""
+        n = r.meta_actors
+        return cls(min_actors=n, max_actors=n, num_cpus=r.cpus_per_actor, batch_size=r.batch_size)
+
 
 def judge_dataset(
     ds: Any,
@@ -42,6 +62,8 @@ def judge_dataset(
     texts: bool = True,
     max_input_chars: int = DEFAULT_MAX_INPUT_CHARS,
     skip_ids: Iterable[str] = (),
+    settings: JudgeSettings | None = None,
+    as_results: bool = False,
     grm: StageResources | None = None,
     meta_stage: StageResources | None = None,
 ) -> Any:
@@ -53,7 +75,10 @@ def judge_dataset(
     null in an error, as Ray's readers do not number lines), plus the item's cost (see
     [`OUTPUT_COLUMNS`][grmjudge.integrations.ray.rows.OUTPUT_COLUMNS]). A bad item is an error row, never a
     failed job; the job stops only if the backend refuses the credentials. Rows whose id is in ``skip_ids``
-    (those already judged, when resuming) are dropped unjudged.
+    (those already judged, when resuming) are dropped unjudged. ``settings`` replaces the judge's settings for
+    this run (as ``Judge.score_many(settings=...)``). With ``as_results`` each ``line`` is instead the judge's
+    own [`BatchResult`][grmjudge.results.BatchResult] as JSON (``kind`` ``error`` when the item has no result),
+    and the meta RM runs in the GRM stage.
 
     ``judge`` is a backend spec string, [`JudgeOptions`][grmjudge.judge_options.JudgeOptions] (what the command's
     flags give), a [`JudgeSpec`][grmjudge.integrations.ray.JudgeSpec] or a picklable function returning a
@@ -64,7 +89,7 @@ def judge_dataset(
     require("ray.data", extra="ray")
     spec = JudgeSpec.of(judge)
     policy = adaptive_policy(adaptive)
-    defer = meta and policy is None
+    defer = meta and policy is None and not as_results
     grm = grm or StageResources()
     judged = _stage(
         ds,
@@ -80,11 +105,14 @@ def judge_dataset(
             "concurrency": grm.concurrency,
             "max_chars": max_input_chars,
             "skip_ids": frozenset(skip_ids),
+            "settings": settings,
+            "as_results": as_results,
         },
     )
     if not defer:
         return judged
-    return _stage(judged, "MetaStage", meta_stage or StageResources(), {"spec": spec, "k": k, "texts": texts})
+    arguments = {"spec": spec, "k": k, "texts": texts, "settings": settings}
+    return _stage(judged, "MetaStage", meta_stage or StageResources(), arguments)
 
 
 def _stage(ds: Any, name: str, resources: StageResources, arguments: dict[str, Any]) -> Any:

@@ -25,7 +25,7 @@ from grmjudge.exceptions import GRMJudgeError
 from grmjudge.journal import dumps
 from grmjudge.judge import JudgeItem
 from grmjudge.progress import SampleTally
-from grmjudge.results import ScoreResult
+from grmjudge.results import BatchResult, ScoreResult
 from grmjudge.score_lines import InputRecord, LineError, decode_object, error_record, validate_record
 
 RowKind = Literal["output", "error"]
@@ -108,6 +108,25 @@ def output_row(
     tally = SampleTally()
     tally.add(result)
     return _row(item_id, "output", record, redact, tally, verdict=result.ok, label=label, best=result.best)
+
+
+def result_row(batch: BatchResult, label: int | None, redact: Redact) -> dict[str, Any]:
+    """A row whose ``line`` is the judge's own record of the item, a ``BatchResult`` as JSON (``as_results``)."""
+    tally = SampleTally()
+    result = batch.result
+    if result is not None:
+        tally.add(result)
+    row = _row(
+        batch.item_id,
+        "output" if result is not None else "error",
+        {},
+        redact,
+        tally,
+        verdict=result is not None and result.ok,
+        label=label,
+        best=result.best if result is not None else None,
+    )
+    return {**row, "line": _encodable(redact(batch.model_dump_json()))}
 
 
 def _row(

@@ -21,11 +21,12 @@ from grmjudge._redact import Redactor
 from grmjudge._runtime import run_blocking
 from grmjudge.adaptive import AdaptivePolicy
 from grmjudge.exceptions import GRMJudgeError
-from grmjudge.integrations.ray.rows import OUTPUT_COLUMNS, Item, error_row, output_row, read_item
+from grmjudge.integrations.ray.rows import OUTPUT_COLUMNS, Item, error_row, output_row, read_item, result_row
 from grmjudge.integrations.ray.spec import JudgeSpec
 from grmjudge.judge import apply_meta
 from grmjudge.results import BatchResult, ItemError, ScoreResult
 from grmjudge.score_lines import LineError, backend_failed, output_record
+from grmjudge.settings import JudgeSettings
 from grmjudge.types import Message
 from grmjudge.voting import default_k_meta
 
@@ -63,8 +64,12 @@ class JudgeStage:
         concurrency: int,
         max_chars: int,
         skip_ids: frozenset[str] = frozenset(),
+        settings: JudgeSettings | None = None,
+        as_results: bool = False,
     ) -> None:
         self._judge = spec.build(meta=meta and not defer_meta)
+        self._settings = settings
+        self._as_results = as_results
         self._k, self._meta, self._defer = k, meta, defer_meta
         self._adaptive: bool | AdaptivePolicy = adaptive if adaptive is not None else False
         self._texts = texts
@@ -79,7 +84,7 @@ class JudgeStage:
         read = [entry for entry in entries if entry.id not in self._skip]
         items = [entry for entry in read if isinstance(entry, Item)]
         judged = iter(self._score(items) if items else [])
-        rows = [error_row(entry, self._redact) if isinstance(entry, LineError) else next(judged) for entry in read]
+        rows = [self._unread(entry) if isinstance(entry, LineError) else next(judged) for entry in read]
         return _table(rows, pending=self._defer)
 
     def _score(self, items: list[Item]) -> list[dict[str, Any]]:
@@ -92,13 +97,23 @@ class JudgeStage:
                 judge_meta,
                 adaptive=self._adaptive,
                 concurrency=self._concurrency,
+                settings=self._settings,
             )
 
         results = run_blocking(score)
         return [self._settle(entry, batch) for entry, batch in zip(items, results, strict=True)]
 
+    def _unread(self, error: LineError) -> dict[str, Any]:
+        """The row of an input row that is no item."""
+        if not self._as_results:
+            return error_row(error, self._redact)
+        failure = ItemError(type="InvalidInputError", message=f"{error.type}: {error.message}")
+        return result_row(BatchResult(index=0, item_id=error.id or "", error=failure), None, self._redact)
+
     def _settle(self, entry: Item, batch: BatchResult) -> dict[str, Any]:
         """Where ``grmjudge score`` would put the item: its output, or its errors file (from which resume retries)."""
+        if self._as_results:
+            return result_row(batch, entry.label, self._redact)
         if batch.error is not None:
             return error_row(_item_failed(entry.id, batch.error), self._redact)
         result = batch.result
@@ -118,9 +133,9 @@ class JudgeStage:
 class MetaStage:
     """Applies the meta RM and the vote to the rows the judge stage left pending; other rows pass through."""
 
-    def __init__(self, spec: JudgeSpec, *, k: int, texts: bool) -> None:
-        self._meta, settings = spec.build_meta()
-        self._k_meta = settings.k_meta or default_k_meta(k)
+    def __init__(self, spec: JudgeSpec, *, k: int, texts: bool, settings: JudgeSettings | None = None) -> None:
+        self._meta, built = spec.build_meta()
+        self._k_meta = (settings or built).k_meta or default_k_meta(k)
         self._texts = texts
         self._redact = Redactor.from_environment()
 

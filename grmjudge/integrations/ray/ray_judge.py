@@ -1,9 +1,9 @@
 """``RayJudge``: a [`Judge`][grmjudge.judge.Judge] whose batches run on Ray Data actors.
 
-What takes a judge (``grmjudge eval``'s passes, any code that calls ``stream`` or ``score_many``) can take a
+What streams items through a judge (``grmjudge eval``'s passes, any code that calls ``stream``) can take a
 ``RayJudge``: the items of a batch become a Ray Dataset, [`judge_dataset`][grmjudge.integrations.ray.judge_dataset]
 judges them on its actor pool, and the results come back as the same
-[`BatchResult`][grmjudge.results.BatchResult]s, in completion order. Single ``score`` calls run in this process
+[`BatchResult`][grmjudge.results.BatchResult]s, in completion order. ``score`` and ``score_many`` run in this process
 on the judge the spec builds here (the backend is built on the driver too, so ``vllm:`` and ``hf:`` load their
 model here as well as on each actor).
 """
@@ -32,7 +32,7 @@ from grmjudge.settings import JudgeSettings
 
 
 class RayJudge(Judge):
-    """A judge built from ``spec`` here and on each of ``grm``'s actors; ``stream`` and ``score_many`` use actors."""
+    """A judge built from ``spec`` here and on each of ``grm``'s actors; ``stream`` runs on the actors."""
 
     def __init__(self, spec: JudgeSpec, *, grm: StageResources | None = None) -> None:
         local = spec.build(meta=True)
@@ -43,21 +43,6 @@ class RayJudge(Judge):
 
     def __repr__(self) -> str:
         return f"RayJudge(backend={self.backend!r}, meta={self.meta!r})"
-
-    async def score_many(
-        self,
-        items: Iterable[BatchItem],
-        k: int = 1,
-        meta: bool = False,
-        *,
-        adaptive: bool | AdaptivePolicy = False,
-        concurrency: int = 16,
-        settings: JudgeSettings | None = None,
-    ) -> list[BatchResult]:
-        """Every item judged on the actors, in input order."""
-        async with self.stream(items, k, meta, adaptive=adaptive, concurrency=concurrency, settings=settings) as got:
-            collected = [result async for result in got]
-        return sorted(collected, key=lambda result: result.index)
 
     def stream(
         self,

@@ -1,4 +1,5 @@
-"""One local Ray cluster (2 CPUs) and one fake GRM server for every Ray test; Ray's files under a temporary folder."""
+"""One local Ray cluster (2 CPUs) and one fake GRM server for the tests of this package, shut down when they end
+(before tests/serve starts a Ray of its own); Ray's files under a temporary folder."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ WORKER_KEY = "sk-ray-worker-key-0123456789abcdef"
 """The API key the cluster's workers hold in their environment; no output, manifest or log may show it."""
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """``ray.init(num_cpus=2)`` once; workers inherit ``WORKER_KEY`` as ``OPENAI_API_KEY``, as a node's env would."""
     import ray
@@ -41,7 +42,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     ray.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_fake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecordingServer]:
     """The CLI tests' zero-latency fake GRM (with a ``/classify`` meta RM), checking ``WORKER_KEY``."""
     log = tmp_path_factory.mktemp("fake") / "requests.jsonl"

@@ -293,16 +293,9 @@ class Judge(JudgeFacade):
         self, valid: list[Sample], query: tuple[Message, ...], responses: tuple[str, ...]
     ) -> dict[int, float]:
         """The meta scores of ``valid`` samples, by sample index."""
-        if self.meta is None or not valid:
+        if self.meta is None:
             return {}
-        inputs = [
-            MetaInput(query=query, responses=tuple(apply_permutation(responses, s.permutation)), judgement=s.text or "")
-            for s in valid
-        ]
-        meta_scores = await self.meta.score(inputs)
-        if len(meta_scores) != len(inputs):
-            raise ConfigurationError(f"meta scorer returned {len(meta_scores)} scores for {len(inputs)} judgements")
-        return {s.index: score for s, score in zip(valid, meta_scores, strict=True)}
+        return await rate_samples(self.meta, valid, query, responses)
 
     async def _mark_kept(
         self, samples: list[Sample], query: tuple[Message, ...], responses: tuple[str, ...], k_meta: int | None
@@ -310,10 +303,7 @@ class Judge(JudgeFacade):
         """Without meta every valid sample is kept (as drawn); with meta only the top ``k_meta`` valid ones."""
         if k_meta is None or self.meta is None:
             return samples
-        by_index = await self._rate([s for s in samples if s.valid], query, responses)
-        if not by_index:
-            return samples
-        return _marked(samples, by_index, set(select_by_meta(by_index, k_meta)))
+        return await keep_by_meta(self.meta, samples, query, responses, k_meta)
 
     def _provenance(
         self, s: JudgeSettings, k: int, meta: bool, k_meta: int | None, item_id: str, markers: MarkerCount
@@ -338,6 +328,47 @@ class Judge(JudgeFacade):
             markers_neutralised=markers.total,
             marked_responses=markers.responses,
         )
+
+
+async def rate_samples(
+    meta: MetaScorer, valid: list[Sample], query: tuple[Message, ...], responses: tuple[str, ...]
+) -> dict[int, float]:
+    """The meta scores of ``valid`` samples, by sample index; each judgement is rated with its own shown order."""
+    if not valid:
+        return {}
+    inputs = [
+        MetaInput(query=query, responses=tuple(apply_permutation(responses, s.permutation)), judgement=s.text or "")
+        for s in valid
+    ]
+    meta_scores = await meta.score(inputs)
+    if len(meta_scores) != len(inputs):
+        raise ConfigurationError(f"meta scorer returned {len(meta_scores)} scores for {len(inputs)} judgements")
+    return {s.index: score for s, score in zip(valid, meta_scores, strict=True)}
+
+
+async def keep_by_meta(
+    meta: MetaScorer, samples: list[Sample], query: tuple[Message, ...], responses: tuple[str, ...], k_meta: int
+) -> list[Sample]:
+    """``samples`` with the valid ones rated by ``meta`` and only the top ``k_meta`` of them kept."""
+    by_index = await rate_samples(meta, [s for s in samples if s.valid], query, responses)
+    if not by_index:
+        return samples
+    return _marked(samples, by_index, set(select_by_meta(by_index, k_meta)))
+
+
+async def apply_meta(
+    result: ScoreResult, meta: MetaScorer, query: tuple[Message, ...], responses: tuple[str, ...], k_meta: int
+) -> ScoreResult:
+    """The result ``score(..., meta=True)`` gives, from the result of the same call with ``meta=False``.
+
+    The meta RM can then run apart from the GRM (on other machines, as a later stage of a pipeline): the
+    samples, the tie-break seed and the provenance come out as the one-call path makes them.
+    """
+    samples = await keep_by_meta(meta, list(result.samples), query, responses, k_meta)
+    p = result.provenance
+    tally = _tally(samples, len(responses), lambda: random.Random(derive_seed(p.seed, p.item_id, "tie")))
+    provenance = p.model_copy(update={"meta": True, "k_meta": k_meta})
+    return validated(ScoreResult, **tally, samples=samples, usage=result.usage, provenance=provenance)
 
 
 def adaptive_policy(adaptive: bool | AdaptivePolicy) -> AdaptivePolicy | None:

@@ -19,7 +19,8 @@ from grmjudge import (
 )
 from grmjudge.backends import FunctionBackend
 from grmjudge.exceptions import RateLimitError
-from grmjudge.types import Completion, Generation, GenerationRequest, Usage
+from grmjudge.judge import apply_meta
+from grmjudge.types import Completion, Generation, GenerationRequest, Message, Usage
 
 from .judges import by_length, judgement, length_score, shown_responses
 
@@ -447,3 +448,25 @@ async def test_max_concurrent_requests_holds_across_concurrent_calls() -> None:
         for i in range(10):
             tg.start_soon(judge.score, f"q{i}", [A, B], 4)
     assert peak == 2
+
+
+@pytest.mark.anyio
+async def test_apply_meta_on_an_unfiltered_result_gives_the_one_call_result() -> None:
+    def fn(request: GenerationRequest) -> list[str]:
+        scores = [length_score(t) for t in shown_responses(request)]
+        return [judgement(scores) + f"\nrank={(request.seed or 0) + i}" for i in range(request.n)]
+
+    def meta_fn(inputs: list[MetaInput]) -> list[float]:  # ties at the top, so the lower index must win
+        return [float(int(re.search(r"rank=(\d+)", m.judgement).group(1)) % 3) for m in inputs]  # type: ignore[union-attr]
+
+    meta = FunctionMetaScorer(meta_fn)
+    judge = Judge(FunctionBackend(fn), meta=meta, settings=JudgeSettings(k_meta=3))
+    responses = [A, B, "a third one"]
+    unfiltered = await judge.score(QUERY, responses, k=7, item_id="x")
+    one_call = await judge.score(QUERY, responses, k=7, meta=True, item_id="x")
+
+    messages = (Message(role="user", content=QUERY),)
+    split = await apply_meta(unfiltered, meta, messages, tuple(responses), k_meta=3)
+
+    assert split == one_call and split.n_kept == 3
+    assert unfiltered.n_kept == 7 and not unfiltered.provenance.meta

@@ -42,6 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in DELEGATED:
         module = importlib.import_module(DELEGATED[args[0]][0])
+        if args[0] == "eval":  # eval sits below the command, which lends it the Ray engine's judge
+            from grmjudge.cli.ray_engine import eval_judge
+
+            return int(module.main(args[1:], ray_judge=eval_judge))
         return int(module.main(args[1:]))
     parser = build_parser()
     try:

@@ -22,9 +22,9 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
-from grmjudge.cli.inputs import decode_object, item_id_of
 from grmjudge.cli.options import ScoreOptions, UsageError
 from grmjudge.journal import IdIndex, Journal, JournalError, check_provenance
+from grmjudge.score_lines import decode_object, item_id_of
 
 STDIN = "-"
 _SHOWN = 5

@@ -10,7 +10,6 @@ from grmjudge.judge_options import JudgeOptions
 
 Order = Literal["input", "completion"]
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-DEFAULT_MAX_INPUT_CHARS = 1_000_000
 
 
 class UsageError(Exception):

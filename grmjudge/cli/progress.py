@@ -6,9 +6,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from grmjudge.cli.inputs import LineError, ScanCounts
+from grmjudge.cli.inputs import ScanCounts
 from grmjudge.progress import SampleTally, counts, duration, rate, si
 from grmjudge.results import ScoreResult
+from grmjudge.score_lines import LineError
 
 
 @dataclass

@@ -15,7 +15,6 @@ counted in ``RunStats.out_of_order``; ``--resume`` skips them by id and judges o
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
@@ -23,13 +22,13 @@ from dataclasses import dataclass
 import anyio
 
 from grmjudge._runtime import ReceiveStream
-from grmjudge.cli.inputs import InputScanner, LineError, LineItem
+from grmjudge.cli.inputs import InputScanner, LineItem
 from grmjudge.cli.options import Order
-from grmjudge.cli.outputs import output_record
 from grmjudge.cli.progress import RunStats
 from grmjudge.journal import JournalWriter, dumps
 from grmjudge.judge import Judge, JudgeItem
-from grmjudge.results import BatchResult, SampleError, ScoreResult
+from grmjudge.results import BatchResult, ScoreResult
+from grmjudge.score_lines import LineError, backend_failed, output_record
 
 REORDER_FACTOR = 8
 """``--order input`` keeps at most this many x concurrency finished items in memory, waiting for a slow one."""
@@ -134,10 +133,10 @@ class _Settler:
         failed = [s.error for s in result.samples if s.error is not None and s.error.kind == "backend"]
         refused = [e for e in failed if e.reason == "AuthenticationError"]
         if refused:
-            self._report(_backend_failed(entry, failed))
+            self._report(backend_failed(entry.line, entry.id, failed))
             raise FatalRunError(f"the backend refused the credentials: {refused[0].message}")
         if result.no_verdict is not None and failed:
-            self._report(_backend_failed(entry, failed))
+            self._report(backend_failed(entry.line, entry.id, failed))
             self._count_failure()
             return None
         self._failures_in_a_row = 0
@@ -151,15 +150,6 @@ class _Settler:
                 f"{self._failures_in_a_row} items in a row failed at the backend (see the errors file); "
                 "stopping instead of failing every item (--max-consecutive-failures)"
             )
-
-
-def _backend_failed(entry: LineItem, failed: list[SampleError]) -> LineError:
-    reasons = Counter(e.reason for e in failed)
-    first = {e.reason: e.message for e in reversed(failed)}
-    details = tuple({"reason": r, "samples": n, "message": first[r]} for r, n in reasons.most_common())
-    summary = ", ".join(f"{r} x{n}" for r, n in reasons.most_common())
-    message = f"no verdict: samples failed at the backend ({summary}): {failed[0].message}"
-    return LineError(entry.line, "backend_failed", message, id=entry.id, details=details)
 
 
 class _Sink:

@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import TextIO
 
 from grmjudge import argtypes as arg_types
-from grmjudge.cli.options import DEFAULT_MAX_INPUT_CHARS, EXIT_INTERRUPTED, EXIT_USAGE, ScoreOptions, UsageError
+from grmjudge.cli.options import EXIT_INTERRUPTED, EXIT_USAGE, ScoreOptions, UsageError
+from grmjudge.cli.ray_engine import ray_options, run_ray
+from grmjudge.engine_options import add_engine_options
 from grmjudge.judge_options import add_judge_options, judge_options
+from grmjudge.score_lines import DEFAULT_MAX_INPUT_CHARS
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:  # pyright: ignore[reportPrivateUsage]
@@ -30,6 +33,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("-o", "--output", metavar="OUT", required=True, type=Path, help="output JSONL file")
     add_judge_options(parser)
     _add_run_options(parser)
+    add_engine_options(parser)
     parser.set_defaults(handler=_handle)
 
 
@@ -76,8 +80,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 def _handle(namespace: argparse.Namespace) -> int:
     try:
         options = options_from(namespace)
+        engine = ray_options(namespace)
     except UsageError as exc:
         return usage_error(str(exc), sys.stderr)
+    if engine is not None:
+        return run_ray(options, engine, sys.stderr)
     return run_score(options, sys.stderr)
 
 

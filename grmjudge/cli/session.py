@@ -19,9 +19,8 @@ from grmjudge.adaptive import AdaptivePolicy
 from grmjudge.backends.base import Backend
 from grmjudge.cache import SQLiteCache
 from grmjudge.cli.files import STDIN, ExistingOutput, RunFiles, check_paths, load_existing_output, open_run_files
-from grmjudge.cli.inputs import InputScanner, LineError, ScanCounts, count_lines, max_line_bytes, read_lines
+from grmjudge.cli.inputs import InputScanner, ScanCounts, count_lines, max_line_bytes, read_lines
 from grmjudge.cli.options import EXIT_ABORTED, EXIT_ERRORS, EXIT_OK, ScoreOptions, UsageError
-from grmjudge.cli.outputs import error_record
 from grmjudge.cli.progress import RunStats, progress_line, summary
 from grmjudge.cli.runner import FatalRunError, RunPlan, judge_lines
 from grmjudge.cli.signals import StopSignals
@@ -30,6 +29,7 @@ from grmjudge.journal import FileProblem, IdIndex, JournalWriter, dumps, truncat
 from grmjudge.judge import Judge
 from grmjudge.judge_options import build_backend, build_meta, build_settings
 from grmjudge.progress import ProgressReporter
+from grmjudge.score_lines import LineError, error_record
 from grmjudge.settings import JudgeSettings
 from grmjudge.voting import default_k_meta
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from pydantic import ValidationError
 
 from grmjudge.argtypes import non_negative_int, positive_float, positive_int
+from grmjudge.engine_options import RayOptions, add_engine_options, engine_options
 from grmjudge.eval.loaders import BENCHMARK_NAMES
 from grmjudge.eval.outcomes import TiePolicy
 from grmjudge.exceptions import ConfigurationError, GRMJudgeError
@@ -27,13 +28,18 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``grmjudge eval``; returns the exit status."""
+RayJudgeBuilder = Callable[[argparse.Namespace, RayOptions], "AnyJudge"]
+"""Builds the judge of ``--engine ray`` from the parsed flags; the ``grmjudge`` command passes one in."""
+
+
+def main(argv: Sequence[str] | None = None, *, ray_judge: RayJudgeBuilder | None = None) -> int:
+    """Run ``grmjudge eval``; returns the exit status. ``ray_judge`` makes ``--engine ray`` available."""
     parser = build_parser()
     try:
         ns = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits on --help and on bad arguments
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    ns.ray_judge = ray_judge
     try:
         return ns.handler(ns, sys.stderr)
     except (GRMJudgeError, ValidationError, OSError) as exc:
@@ -117,6 +123,7 @@ def _add_benchmark(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         "--progress-every", type=positive_float, default=5.0, metavar="S", help="seconds between progress lines"
     )
     r.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    add_engine_options(p, shards=False)
     p.set_defaults(handler=_evaluate, benchmark=name)
 
 
@@ -146,7 +153,10 @@ def _evaluate(ns: argparse.Namespace, stderr: TextIO) -> int:
         progress_every=ns.progress_every,
         adaptive=AdaptivePolicy() if ns.adaptive else None,
     )
-    judge = build_judge(ns)
+    engine = engine_options(ns)
+    if engine is not None and ns.ray_judge is None:
+        raise ConfigurationError("--engine ray runs through the grmjudge command: grmjudge eval ... --engine ray")
+    judge = build_judge(ns) if engine is None else ns.ray_judge(ns, engine)
 
     async def run() -> None:
         try:

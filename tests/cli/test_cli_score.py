@@ -18,12 +18,12 @@ from grmjudge.backends.function import FunctionBackend
 from grmjudge.backends.limits import RateLimits
 from grmjudge.backends.openai import OpenAIBackend
 from grmjudge.cli.inputs import ScanCounts
-from grmjudge.cli.outputs import output_record
 from grmjudge.cli.progress import RunStats, progress_line
 from grmjudge.cli.runner import REORDER_FACTOR
 from grmjudge.journal import JournalWriter, dumps
 from grmjudge.judge_options import JudgeOptions, build_backend, build_settings
 from grmjudge.progress import ProgressReporter
+from grmjudge.score_lines import output_record
 from tests.cli.conftest import (
     RecordingServer,
     expected_scores,

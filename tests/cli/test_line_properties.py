@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from grmjudge import Judge
 from grmjudge._redact import Redactor
 from grmjudge.backends import FunctionBackend
-from grmjudge.cli.inputs import InputScanner, LineError, LineItem, max_line_bytes, read_lines
-from grmjudge.cli.outputs import error_record, output_record
+from grmjudge.cli.inputs import InputScanner, LineItem, max_line_bytes, read_lines
 from grmjudge.journal import JournalWriter, dumps
+from grmjudge.score_lines import LineError, error_record, output_record
 from tests.judges import by_length
 from tests.strategies import CHATS, JSON, PROPERTIES, TEXT, WELL_FORMED
 

@@ -54,7 +54,7 @@ def parse_toml(block: Block) -> Any:
 
 
 def _judge_input(row: Any, number: int) -> str | None:
-    from grmjudge.cli.inputs import validate_record
+    from grmjudge.score_lines import validate_record
 
     if not isinstance(row, dict):
         return "not a JSON object"

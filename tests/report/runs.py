@@ -9,9 +9,9 @@ from pathlib import Path
 import anyio
 
 from grmjudge.backends.function import FunctionBackend
-from grmjudge.cli.outputs import output_record
 from grmjudge.judge import Judge
 from grmjudge.meta import FunctionMetaScorer, MetaInput
+from grmjudge.score_lines import output_record
 from grmjudge.settings import JudgeSettings
 from grmjudge.types import GenerationRequest
 from tests.judges import judgement, shown_responses

@@ -89,16 +89,21 @@ class ReorderBuffer:
 
 
 class _Segment(Iterator[JudgeItem]):
-    """The items one ``Judge.stream`` reads: the scanner's, until ``stop()`` says to pause reading."""
+    """The items one ``Judge.stream`` reads: the scanner's, until ``stop()`` says to pause reading or ``close()``."""
 
     def __init__(self, scanner: InputScanner, stop: Callable[[], bool]) -> None:
         self._scanner = scanner
         self._stop = stop
+        self._closed = False
         self._entries: dict[int, LineItem] = {}
         self._count = 0
 
+    def close(self) -> None:
+        """Read no more items: the run is stopping (the items left stay in the scanner, for a resume)."""
+        self._closed = True
+
     def __next__(self) -> JudgeItem:
-        if self._stop():
+        if self._closed or self._stop():
             raise StopIteration
         entry = next(self._scanner)
         self._entries[self._count] = entry
@@ -175,7 +180,12 @@ class _Sink:
             self._write(writable)
 
     def take_finished(self, results: ReceiveStream[BatchResult], segment: _Segment) -> None:
-        """Take the items the stream has finished but not handed over yet (the loop was stopped early)."""
+        """Take the items the stream has finished but not handed over yet (the loop was stopped early).
+
+        The segment is closed first: a worker whose result is taken here would otherwise read and start the next
+        item, and a fast backend could keep this loop going to the end of the input.
+        """
+        segment.close()
         while True:
             try:
                 batch = results.receive_nowait()

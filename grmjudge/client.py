@@ -17,9 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from grmjudge._batch import BatchItem, ItemScorer, JudgeItem, run_batch, stream_batch
 from grmjudge._facade import JudgeFacade
@@ -30,6 +28,9 @@ from grmjudge.exceptions import BackendStatusError, InvalidInputError
 from grmjudge.prompts import Query
 from grmjudge.results import BatchResult, ScoreResult
 from grmjudge.types import Message
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["RemoteJudge"]
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from grmjudge.backends.base import Backend
 from grmjudge.backends.http import HTTPClient, RetryPolicy
 from grmjudge.backends.limits import RateLimits
 from grmjudge.types import GenerationRequest
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class HTTPBackend(Backend):

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, TypeGuard, cast
-
-import httpx
+from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard, cast
 
 from grmjudge.backends._http_backend import HTTPBackend
 from grmjudge.backends.http import RetryPolicy
@@ -14,6 +12,9 @@ from grmjudge.backends.limits import RateLimits
 from grmjudge.backends.urls import check_base_url, masked_url
 from grmjudge.exceptions import BackendResponseError, ConfigurationError, InvalidInputError
 from grmjudge.types import Completion, FinishReason, Generation, GenerationRequest, Message, Usage
+
+if TYPE_CHECKING:
+    import httpx
 
 MESSAGES_PATH = "/v1/messages"
 API_KEY_ENV = "ANTHROPIC_API_KEY"

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Literal
-
-import httpx
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from grmjudge._records import validated
 from grmjudge.backends._http_backend import HTTPBackend
@@ -15,6 +13,9 @@ from grmjudge.backends.limits import RateLimits
 from grmjudge.backends.urls import check_base_urls, masked_url
 from grmjudge.exceptions import BackendResponseError, ConfigurationError
 from grmjudge.types import Completion, FinishReason, Generation, GenerationRequest, Message, Usage
+
+if TYPE_CHECKING:
+    import httpx
 
 Endpoint = Literal["chat", "completions"]
 PromptRenderer = Callable[[Sequence[Message]], str]

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, Unpack
 
 import anyio
-import httpx
 
 from grmjudge.backends.http import HTTPClient, RetryPolicy
 from grmjudge.backends.urls import check_base_url, masked_url
 from grmjudge.exceptions import BackendResponseError, BackendStatusError, ConfigurationError, GRMJudgeError
 from grmjudge.meta.base import ChatClassifier, ChatScores, ClassifierMetaScorer, InputTooLongError, check_chats
 from grmjudge.types import Message, Usage
+
+if TYPE_CHECKING:
+    import httpx
 
 CLASSIFY_PATH = "/classify"
 _CONTEXT = re.compile(r"maximum context length is (\d+) tokens")

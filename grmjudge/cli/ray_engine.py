@@ -85,10 +85,11 @@ def run_ray(o: ScoreOptions, r: RayOptions, stderr: TextIO) -> int:
     from grmjudge._inputs import check_k
     from grmjudge._optional import require
     from grmjudge._redact import Redactor
-    from grmjudge.cli.progress import RunStats, summary
+    from grmjudge.cli.progress import RunStats, progress_line, summary
     from grmjudge.exceptions import GRMJudgeError
     from grmjudge.integrations.ray.shards import ERRORS_DIR, clear_errors, clear_partial, done_ids, shard_files
     from grmjudge.judge_options import build_settings
+    from grmjudge.progress import ProgressReporter
 
     redact = Redactor.from_environment()
     out = str(o.output)
@@ -114,9 +115,15 @@ def run_ray(o: ScoreOptions, r: RayOptions, stderr: TextIO) -> int:
     stats = RunStats()
     stats.scan.skipped = len(done)
     status, note = EXIT_OK, ""
+    # the local engine's progress line (samples, failures, tokens), as plain lines beside Ray's own bars
+    reporter = ProgressReporter(
+        None if o.quiet else stderr, lambda: progress_line(stats), every=o.progress_every, tty=False, stamp=True,
+        redact=redact,
+    )  # fmt: skip
     try:
         for row in _pipeline(o, r, data, done).iter_rows():
             _count(stats, row)
+            reporter.tick()  # once a shard is written
         outcome = "finished"
     except KeyboardInterrupt:
         outcome, status = "interrupted", EXIT_INTERRUPTED
@@ -124,6 +131,8 @@ def run_ray(o: ScoreOptions, r: RayOptions, stderr: TextIO) -> int:
     except Exception as exc:  # a Ray task error (refused credentials, a lost cluster): its cause, first line
         outcome, status = "aborted", EXIT_ABORTED
         note = f"grmjudge score: aborted: {_first_line(exc)}\nFix the cause, then run the same command with --resume."
+    finally:
+        reporter.close()
     if status == EXIT_OK and stats.errors:
         status = EXIT_ERRORS
     manifest.update(status=outcome, finished=_now(), counts=_counts(stats), shards=len(shard_files(out)))

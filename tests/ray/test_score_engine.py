@@ -33,7 +33,7 @@ def test_the_ray_engine_writes_the_local_engines_lines_with_the_meta_rm_as_its_o
     common = (*meta, "--k", "4", "--seed", "7")
 
     local_status, _ = run_in_process(score_args(source, tmp_path / "local.jsonl", ray_fake.base_url, *common), capsys)
-    ray_args = ("--engine", "ray", "--batch-size", "3", "--cpus-per-actor", "0.5")
+    ray_args = ("--engine", "ray", "--batch-size", "3", "--cpus-per-actor", "0.5", "--progress-every", "0.001")
     status, stderr = run_in_process(score_args(source, tmp_path / "ray", ray_fake.base_url, *common, *ray_args), capsys)
 
     assert (local_status, status) == (1, 1), stderr  # two bad lines each
@@ -52,3 +52,5 @@ def test_the_ray_engine_writes_the_local_engines_lines_with_the_meta_rm_as_its_o
     assert manifest["status"] == "finished" and manifest["counts"]["outputs"] == 8
     assert manifest["provenance"]["k_meta"] == 2
     assert "8 lines written" in stderr and WORKER_KEY not in stderr
+    progress = [line for line in stderr.splitlines() if line.startswith("[") and "samples" in line]
+    assert progress and "out 8" in progress[-1] and "samples 32" in progress[-1], stderr  # the local engine's line

@@ -21,10 +21,11 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--quick", action="store_true", help="Every stage on a small scale (a few minutes; for CI).")
     size.add_argument(
         "--scale",
-        choices=["full", "quick", "gpu", "tiny"],
+        choices=["full", "warm", "quick", "gpu", "tiny"],
         default="full",
-        help="full: the docs' run (CPU); quick: as --quick; gpu: a larger model and more data on one GPU; "
-        "tiny: a step or two of every stage (seconds; checks the wiring).",
+        help="full: from random weights (CPU); warm: the same protocol from the noised shipped GRM in a third of "
+        "the time; quick: as --quick; gpu: a larger model and more data on one GPU; tiny: a step or two of every "
+        "stage (checks the wiring).",
     )
     report = commands.add_parser("report", help="Print the Table-3-shaped report and write report.md and scaling.png.")
     report.add_argument("out", help="Run directory of a finished run.")

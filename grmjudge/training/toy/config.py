@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["DEMO_DIR", "FULL", "GPU", "QUICK", "SCALES", "TINY", "ToyConfig"]
+__all__ = ["DEMO_DIR", "FULL", "GPU", "QUICK", "SCALES", "TINY", "WARM", "ToyConfig"]
 
 DEMO_DIR = Path(str(resources.files("grmjudge") / "_demo"))
 """The full run's final GRM and meta RM, a few held-out items and the run's report, shipped with the package."""
@@ -156,7 +156,7 @@ stage record of a GPU run gives the real times.
 TINY = replace(
     QUICK,
     start_noise=0.0,
-    train_items=200,
+    train_items=64,
     validation_items=8,
     heldout_items=16,
     cold_start_steps=2,
@@ -174,5 +174,28 @@ TINY = replace(
 """Every stage for a step or two from the shipped GRM, on CPU: what CI runs of ``scripts/gpu_toy.sh`` (it checks
 that the script and the stages fit together, not that anything learns)."""
 
-SCALES = {"full": FULL, "quick": QUICK, "gpu": GPU, "tiny": TINY}
+
+WARM = replace(
+    FULL,
+    start="demo",
+    start_noise=1.0,
+    train_items=6000,
+    validation_items=200,
+    cold_start_steps=150,
+    cold_start_lr=1e-3,
+    rft_items=600,
+    rft_steps=80,
+    rft_lr=2e-4,
+    grpo_items=600,
+    grpo_steps=60,
+    grpo_prompts_per_step=8,
+    grpo_save_steps=20,
+    meta_items=600,
+    meta_steps=150,
+    baseline_eval_k=1,
+)
+"""The full protocol from the noised shipped GRM instead of random weights, on 1,000 held-out items, in a third
+of the full run's CPU time: the cold start and RFT are judged greedily, the final GRM with 8 samples."""
+
+SCALES = {"full": FULL, "warm": WARM, "quick": QUICK, "gpu": GPU, "tiny": TINY}
 """The named sizes, as ``run --scale`` spells them."""

@@ -1,11 +1,13 @@
-"""The sizes of a toy run: the full run (about 26 minutes on two CPU cores) and ``--quick`` (a few minutes).
+"""The sizes of a toy run, by name (``SCALES``): full, warm, quick, gpu and tiny.
 
-The full run starts from a random model. ``--quick`` starts from the toy GRM that ships with the package
-(``DEMO_DIR``) with seeded noise on every weight: from random weights, this model needs about 20,000
-transcripts (12 minutes on two cores, a point that moves between machines) before it judges better than
-chance, which is the full run's job to show. The noised GRM writes a valid judgement for about 15% of the
-held-out items and is right on 3-5%, and 60 cold-start steps bring it back above 60%: a CI run tests that
-the stages learn, in a few minutes, with a margin that holds on any machine.
+``full`` starts from a random model; from random weights this model needs about 20,000 transcripts (12
+minutes on two free cores, a point that moves between machines) before it judges better than chance.
+``warm`` and ``--quick`` start from the toy GRM that ships with the package (``DEMO_DIR``) with seeded noise
+on every weight: the noised GRM writes a valid judgement for about 15% of the held-out items and is right on
+3-5%, and 60 cold-start steps bring it back above 60%. ``warm`` runs the full protocol (validation split,
+1,000 held-out items) from there in a third of the full run's CPU time, which is what a two-core machine shared
+with other work can finish in an hour; ``--quick`` is CI's check that the stages learn, in a few minutes.
+``gpu`` is a larger model and more data for one GPU; ``tiny`` a step or two of every stage, for CI.
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ FULL = ToyConfig(
     baseline_eval_k=8,
     temperature=1.0,
 )
-"""The run whose table and plot the docs show."""
+"""The whole protocol from random weights (not run with 1,000 held-out items yet; see ``WARM``)."""
 
 QUICK = replace(
     FULL,

@@ -4,15 +4,20 @@
 Every stage uses the package's own training and evaluation entry points on the toy task (`tasks`), so the
 run exercises exactly what a user runs at scale:
 
-1. ``data``: train and held-out items, the teacher's transcripts of the training items, the two templates.
+1. ``data``: train, validation and held-out items (disjoint by question), the teacher's transcripts of the
+   training items, the two templates.
 2. ``init``: a random Llama and a tokenizer trained on training text only (`model`).
 3. ``cold_start``: SFT on every teacher transcript, mistakes included (`train_sft`).
 4. ``rft_sample``: rejection sampling with the cold-start model as the sampler (`run_rft_sampling`).
 5. ``rft``: SFT of the cold-start model on the kept judgements (`train_sft`).
-6. ``grpo``: GRPO with the SPCT reward (`train_grpo`).
-7. ``meta_sample`` and ``meta_rm``: the final GRM's own labelled samples plus the RFT samples
+6. ``grpo``: GRPO with the SPCT reward (`train_grpo`) on the items the RFT model does not get right in every
+   one of a few samples (the paper's "too easy" filter), saving a checkpoint every few steps.
+7. ``grpo_select``: the checkpoint with the best greedy accuracy on the validation items becomes the final GRM;
+   the held-out items play no part in any choice.
+8. ``meta_sample`` and ``meta_rm``: the final GRM's own labelled samples plus the RFT samples
    (`run_meta_sampling`), and a meta RM fitted on them, started from the final GRM's weights (`train_meta_rm`).
-8. ``eval``: greedy, Voting@k and MetaRM@k on the held-out items for each of the three GRMs (`evaluate`).
+9. ``eval``: greedy, Voting@k and MetaRM@k on the held-out items for each of the three GRMs (`evaluate`);
+   the cold start and RFT up to ``baseline_eval_k`` samples, the final GRM up to ``eval_k``.
 
 Each finished stage is a line of ``stages.jsonl`` (a [`Journal`][grmjudge.journal.Journal] whose first line holds
 the config) with its wall time and summary; a rerun on the same directory skips finished stages, and refuses to

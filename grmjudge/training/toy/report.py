@@ -138,7 +138,7 @@ def write_markdown(out: str | Path, reports: dict[str, EvalReport], claims: list
 
 
 def write_plot(out: str | Path, reports: dict[str, EvalReport]) -> Path:
-    """``scaling.png``: Voting@k (solid) and MetaRM@k (dashed) against k for each GRM, greedy as a dot at k=1."""
+    """``scaling.png``: Voting@k (solid) and MetaRM@k (dashed) against k for each GRM, greedy as a cross at k=1."""
     require("matplotlib", extra="eval")
     figure_module: Any = importlib.import_module("matplotlib.figure")
     agg: Any = importlib.import_module("matplotlib.backends.backend_agg")
@@ -147,8 +147,14 @@ def write_plot(out: str | Path, reports: dict[str, EvalReport]) -> Path:
     axes = figure.add_subplot()
     for stage, report in reports.items():
         color = _COLORS[stage]
+        greedy = report.settings.get("greedy")
+        if greedy is not None:
+            value = 100 * greedy.overall.value
+            axes.plot([1], [value], "x", color=color, markersize=9, label=f"{ROW_NAMES[stage]}, greedy")
         for kind, style in (("voting", "-"), ("metarm", "--")):
             points = report.curve.get(kind, [])
+            if not points:  # a GRM judged greedily only
+                continue
             label = f"{ROW_NAMES[stage]}, {'Voting' if kind == 'voting' else 'MetaRM'}@k"
             axes.plot(
                 [p.k for p in points], [100 * p.value for p in points], style, color=color, marker="o", label=label

@@ -6,9 +6,9 @@ see ``tests/training/background.py``). The tests check that each stage ran and p
 needs, that the report has its three rows and four columns, that a rerun resumes, and two results with a wide
 margin:
 
-- **the stages learn**: the noised start is right on 3-5% of the held-out items (it rarely writes a valid
+- **the stages learn**: the noised start is right on none of the held-out items (it writes no valid
   judgement); after the cold start's 60 steps of SFT on the teacher's transcripts it must be right on 25 points
-  more (measured: 57 more, on two noise seeds). A stage whose data, template, labels or loss were broken would
+  more (measured: 41 more). A stage whose data, template, labels or loss were broken would
   not get there;
 - **the final GRM judges**: after every stage, its greedy accuracy beats chance (the mean of 1/n) by 10 points.
 
@@ -72,6 +72,12 @@ def test_every_stage_ran_and_left_its_outputs(quick_run: tuple[Path, subprocess.
     assert stages["data"]["summary"]["teacher_accuracy"] == pytest.approx(1 - QUICK.teacher_error_rate, abs=0.05)
     assert stages["rft_sample"]["summary"]["examples"] > 0  # rejection sampling kept judgements to train on
     assert stages["meta_sample"]["summary"]["positives"] > 0 and stages["meta_sample"]["summary"]["negatives"] > 0
+    select = stages["grpo_select"]["summary"]
+    checkpoints = {name: value for name, value in select["validation_greedy"].items() if name != "rft"}
+    assert len(checkpoints) == QUICK.grpo_steps // QUICK.grpo_save_steps and "rft" in select["validation_greedy"]
+    assert select["validation_greedy"][select["chosen"]] == max(checkpoints.values())
+    chosen = out / "grpo_train" / select["chosen"] / "model.safetensors"
+    assert (out / "grpo" / "model.safetensors").read_bytes() == chosen.read_bytes()  # the kept checkpoint
     for stage in GRM_STAGES:
         results = json.loads((out / "eval" / stage / "results.json").read_text())
         assert {"greedy", f"voting@{QUICK.eval_k}", f"metarm@{QUICK.eval_k}"} <= set(results["settings"])
@@ -86,6 +92,7 @@ def test_report_prints_the_table_and_writes_the_plot(quick_run: tuple[Path, subp
     assert f"| GRM | Greedy | Voting@1 | Voting@{k} | MetaRM@{k} |" in table
     for row in ("Cold start", "| RFT |", "RFT + GRPO"):
         assert row in table
+    assert "| RFT > cold start (greedy) |" in table and "| RFT + GRPO > RFT (greedy) |" in table  # the claims
     assert (out / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     again = subprocess.run(
         [sys.executable, "-m", "grmjudge.training.toy", "report", str(out)],

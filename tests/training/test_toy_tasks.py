@@ -17,6 +17,7 @@ from grmjudge.training.toy.templates import TOY_SINGLE_TEMPLATE, TOY_TEMPLATE, w
 
 TRAIN = make_items("train", 2000, seed=0)
 HELDOUT = make_items("heldout", 400, seed=0)
+VALIDATION = make_items("validation", 400, seed=0)
 
 
 def test_train_and_heldout_share_no_question() -> None:
@@ -24,6 +25,14 @@ def test_train_and_heldout_share_no_question() -> None:
     heldout_questions = {item.query[-1].content for item in HELDOUT}
     assert train_questions and heldout_questions
     assert not train_questions & heldout_questions
+
+
+def test_validation_shares_no_question_with_train_or_heldout_and_covers_every_family() -> None:
+    validation_questions = {item.query[-1].content for item in VALIDATION}
+    assert validation_questions
+    assert not validation_questions & {item.query[-1].content for item in TRAIN}
+    assert not validation_questions & {item.query[-1].content for item in HELDOUT}
+    assert {item.source for item in VALIDATION} == set(FAMILIES)
 
 
 def test_items_are_deterministic_and_ids_unique() -> None:
@@ -73,6 +82,7 @@ def test_split_of_is_a_function_of_the_question() -> None:
         assert split_of(question) == split_of(question)
     shares = Counter(split_of(FAMILIES["sort"](rng)) for _ in range(2000))
     assert 0.08 < shares["heldout"] / 2000 < 0.25
+    assert 0.05 < shares["validation"] / 2000 < 0.18
 
 
 def test_teacher_is_wrong_on_the_set_fraction_and_right_elsewhere() -> None:

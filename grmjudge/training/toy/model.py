@@ -19,7 +19,7 @@ from grmjudge.training.llama import CHAT_TEMPLATE, EOS_TOKEN, llama_config, trai
 from grmjudge.training.toy.teacher import Teacher
 from grmjudge.training.toy.templates import TOY_SINGLE_TEMPLATE, TOY_TEMPLATE
 
-__all__ = ["TOY_SHAPE", "add_weight_noise", "build_toy_model", "tokenizer_corpus"]
+__all__ = ["GPU_SHAPE", "SHAPES", "TOY_SHAPE", "add_weight_noise", "build_toy_model", "tokenizer_corpus"]
 
 TOY_SHAPE: dict[str, int] = {
     "hidden_size": 128,
@@ -30,6 +30,19 @@ TOY_SHAPE: dict[str, int] = {
     "head_dim": 32,
 }
 """About 1.1M weights: enough to learn the four families from a few thousand transcripts on a CPU."""
+
+GPU_SHAPE: dict[str, int] = {
+    "hidden_size": 256,
+    "intermediate_size": 768,
+    "num_hidden_layers": 6,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 4,
+    "head_dim": 32,
+}
+"""About 5M weights: the GPU run's larger judge (and meta RM)."""
+
+SHAPES = {"toy": TOY_SHAPE, "gpu": GPU_SHAPE}
+"""The shapes a toy config can name."""
 
 VOCAB_SIZE = 600
 MAX_POSITIONS = 512
@@ -45,14 +58,16 @@ def tokenizer_corpus(examples: Sequence[SPCTExample], teacher: Teacher) -> str:
     return "".join(lines)
 
 
-def build_toy_model(path: str | os.PathLike[str], corpus: str, *, seed: int = 0) -> Path:
-    """Write the random toy GRM (``TOY_SHAPE``) and its tokenizer, trained on ``corpus``, to ``path``."""
+def build_toy_model(
+    path: str | os.PathLike[str], corpus: str, *, shape: dict[str, int] = TOY_SHAPE, seed: int = 0
+) -> Path:
+    """Write a random toy GRM of ``shape`` and its tokenizer, trained on ``corpus``, to ``path``."""
     torch = require("torch", extra="hf")
     transformers = require("transformers", extra="hf")
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = train_tokenizer(MAX_POSITIONS, corpus, VOCAB_SIZE, split_digits=True)
-    config = llama_config(tokenizer, MAX_POSITIONS, TOY_SHAPE)
+    config = llama_config(tokenizer, MAX_POSITIONS, shape)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model: Any = transformers.LlamaForCausalLM(config)

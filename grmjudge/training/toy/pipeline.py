@@ -4,15 +4,20 @@
 Every stage uses the package's own training and evaluation entry points on the toy task (`tasks`), so the
 run exercises exactly what a user runs at scale:
 
-1. ``data``: train and held-out items, the teacher's transcripts of the training items, the two templates.
+1. ``data``: train, validation and held-out items (disjoint by question), the teacher's transcripts of the
+   training items, the two templates.
 2. ``init``: a random Llama and a tokenizer trained on training text only (`model`).
 3. ``cold_start``: SFT on every teacher transcript, mistakes included (`train_sft`).
 4. ``rft_sample``: rejection sampling with the cold-start model as the sampler (`run_rft_sampling`).
 5. ``rft``: SFT of the cold-start model on the kept judgements (`train_sft`).
-6. ``grpo``: GRPO with the SPCT reward (`train_grpo`).
-7. ``meta_sample`` and ``meta_rm``: the final GRM's own labelled samples plus the RFT samples
+6. ``grpo``: GRPO with the SPCT reward (`train_grpo`) on the items the RFT model does not get right in every
+   one of a few samples (the paper's "too easy" filter), saving a checkpoint every few steps.
+7. ``grpo_select``: the checkpoint with the best greedy accuracy on the validation items becomes the final GRM;
+   the held-out items play no part in any choice.
+8. ``meta_sample`` and ``meta_rm``: the final GRM's own labelled samples plus the RFT samples
    (`run_meta_sampling`), and a meta RM fitted on them, started from the final GRM's weights (`train_meta_rm`).
-8. ``eval``: greedy, Voting@k and MetaRM@k on the held-out items for each of the three GRMs (`evaluate`).
+9. ``eval``: greedy, Voting@k and MetaRM@k on the held-out items for each of the three GRMs (`evaluate`);
+   the cold start and RFT up to ``baseline_eval_k`` samples, the final GRM up to ``eval_k``.
 
 Each finished stage is a line of ``stages.jsonl`` (a [`Journal`][grmjudge.journal.Journal] whose first line holds
 the config) with its wall time and summary; a rerun on the same directory skips finished stages, and refuses to
@@ -40,8 +45,8 @@ from grmjudge.rows import SourceFile, file_sha256
 from grmjudge.settings import JudgeSettings
 from grmjudge.training.data import SPCTExample, load_examples, write_examples
 from grmjudge.training.toy.config import DEMO_DIR, ToyConfig
-from grmjudge.training.toy.model import add_weight_noise, build_toy_model, tokenizer_corpus
-from grmjudge.training.toy.tasks import make_items
+from grmjudge.training.toy.model import SHAPES, add_weight_noise, build_toy_model, tokenizer_corpus
+from grmjudge.training.toy.tasks import Split, make_items
 from grmjudge.training.toy.teacher import Teacher
 from grmjudge.training.toy.templates import TOY_SINGLE_TEMPLATE, TOY_TEMPLATE, write_template
 
@@ -54,13 +59,11 @@ STAGES_FILE = "stages.jsonl"
 BENCHMARK = "toy-spct"
 EVAL_KS = (1, 2, 4, 8, 16)
 
-_CPU = {
-    "use_cpu": True,
-    "bf16": False,
+_TRAINER = {
     "fp16": False,
     "report_to": "none",
     "save_strategy": "no",
-    "gradient_checkpointing": False,  # TRL turns it on by default; a 1M-weight model only pays its recompute
+    "gradient_checkpointing": False,  # TRL turns it on by default; a model this small only pays its recompute
 }
 
 
@@ -76,7 +79,9 @@ class _Run:
 
     def trainer_options(self) -> dict[str, Any]:
         return {
-            **_CPU,
+            **_TRAINER,
+            "use_cpu": self.config.device == "cpu",
+            "bf16": self.config.device == "cuda",
             "seed": self.config.seed,
             "per_device_train_batch_size": self.config.batch_size,
             "lr_scheduler_type": "cosine",
@@ -98,10 +103,12 @@ def _data(run: _Run) -> dict[str, Any]:
     cfg = run.config
     teacher = Teacher(cfg.teacher_error_rate, cfg.seed)
     train = make_items("train", cfg.train_items, seed=cfg.seed)
-    heldout = [e for e in make_items("heldout", 4 * cfg.heldout_items, seed=cfg.seed) if e.n >= 2][: cfg.heldout_items]
+    validation = _multi_response("validation", cfg.validation_items, cfg.seed)
+    heldout = _multi_response("heldout", cfg.heldout_items, cfg.seed)
     data = Path(run.path("data"))
     data.mkdir(parents=True, exist_ok=True)
     write_examples(data / "train.jsonl", train)
+    write_examples(data / "validation.jsonl", validation)
     write_examples(data / "heldout.jsonl", heldout)
     write_template(TOY_TEMPLATE, data / "toy-grm.json")
     write_template(TOY_SINGLE_TEMPLATE, data / "toy-grm-single.json")
@@ -117,7 +124,13 @@ def _data(run: _Run) -> dict[str, Any]:
             rows.write(json.dumps(row) + "\n")
             right += not teacher.mistaken(example)
     (data / "tokenizer_corpus.txt").write_text(tokenizer_corpus(train, teacher), encoding="utf-8")
-    return {"train": len(train), "heldout": len(heldout), "teacher_accuracy": right / len(train)}
+    summary = {"train": len(train), "validation": len(validation), "heldout": len(heldout)}
+    return {**summary, "teacher_accuracy": right / len(train)}
+
+
+def _multi_response(split: Split, size: int, seed: int) -> list[SPCTExample]:
+    """The first ``size`` items of ``split`` with two or more responses (the ones accuracy is measured on)."""
+    return [e for e in make_items(split, 4 * size, seed=seed) if e.n >= 2][:size]
 
 
 def _init(run: _Run) -> dict[str, Any]:
@@ -128,7 +141,7 @@ def _init(run: _Run) -> dict[str, Any]:
             add_weight_noise(run.path("init"), cfg.start_noise, seed=cfg.seed)
         return {"start": "demo", "noise": cfg.start_noise}
     corpus = Path(run.path("data", "tokenizer_corpus.txt")).read_text(encoding="utf-8")
-    build_toy_model(run.path("init"), corpus, seed=run.config.seed)
+    build_toy_model(run.path("init"), corpus, shape=SHAPES[cfg.shape], seed=cfg.seed)
     return {"start": "random"}
 
 
@@ -160,7 +173,8 @@ def _cold_start(run: _Run) -> dict[str, Any]:
 def _backend(run: _Run, model: str) -> Any:
     from grmjudge.backends.transformers import TransformersBackend
 
-    return TransformersBackend(run.path(model), max_batch_sequences=128)
+    cfg = run.config
+    return TransformersBackend(run.path(model), max_batch_sequences=cfg.max_batch_sequences, device=cfg.device)
 
 
 def _sampling(run: _Run, model: str, out: str, items: int, samples: int) -> dict[str, Any]:
@@ -223,11 +237,21 @@ def _grpo(run: _Run) -> dict[str, Any]:
     cfg = run.config
     options = run.trainer_options()
     options["per_device_train_batch_size"] = cfg.grpo_prompts_per_step * cfg.group_size
+    options.update(save_strategy="steps", save_steps=cfg.grpo_save_steps, save_only_model=True)
+    prefilter: dict[str, Any] = {}
+    if cfg.grpo_prefilter_samples > 0:
+        prefilter = {
+            "prefilter_sampler": f"hf:{run.path('rft')}",
+            "prefilter_samples": cfg.grpo_prefilter_samples,
+            "prefilter_temperature": cfg.temperature,
+            "prefilter_max_tokens": cfg.max_tokens,
+            "prefilter_concurrency": 64,
+        }
     config = JudgeGRPOConfig(
         model_name_or_path=run.path("rft"),
         data=run.path("data", "train.jsonl"),
         max_items=cfg.grpo_items,
-        output_dir=run.path("grpo"),
+        output_dir=run.path("grpo_train"),
         max_steps=cfg.grpo_steps,
         learning_rate=cfg.grpo_lr,
         num_generations=cfg.group_size,
@@ -236,15 +260,43 @@ def _grpo(run: _Run) -> dict[str, Any]:
         max_prompt_tokens=512,
         template=run.template,
         single_template=run.single_template,
+        **prefilter,
         **options,
     )
     result = train_grpo(config)
     third = max(1, len(result.rewards) // 3)
     return {
         "rows": result.rows,
+        "too_easy": result.too_easy,
         "mean_reward_first_third": sum(result.rewards[:third]) / third,
         "mean_reward_last_third": sum(result.rewards[-third:]) / third,
     }
+
+
+def _grpo_select(run: _Run) -> dict[str, Any]:
+    """Keep the GRPO checkpoint with the best greedy accuracy on the validation split (RFT measured for reference)."""
+    checkpoints = sorted(
+        Path(run.path("grpo_train")).glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1])
+    )
+    if not checkpoints:
+        raise ConfigurationError(f"GRPO left no checkpoint in {run.path('grpo_train')}")
+    accuracy = {"rft": anyio.run(_validation_greedy, run, "rft", "rft")}
+    for checkpoint in checkpoints:
+        accuracy[checkpoint.name] = anyio.run(_validation_greedy, run, f"grpo_train/{checkpoint.name}", checkpoint.name)
+    chosen = max((c.name for c in checkpoints), key=lambda name: accuracy[name])  # earliest wins a tie
+    _copy_model(Path(run.path("grpo_train", chosen)), Path(run.path("grpo")))
+    return {"validation_greedy": accuracy, "chosen": chosen}
+
+
+async def _validation_greedy(run: _Run, model: str, name: str) -> float:
+    """Greedy accuracy of the run's model ``model`` on the validation items (written under ``validation/name``)."""
+    cfg = run.config
+    benchmark = heldout_benchmark(run.path("data", "validation.jsonl"))
+    settings = JudgeSettings(template=TOY_TEMPLATE, max_tokens=cfg.max_tokens, seed=cfg.seed)
+    options = EvalOptions(bootstrap=0, concurrency=64, texts=False)
+    async with Judge(_backend(run, model), settings=settings, max_concurrent_requests=128) as judge:
+        report = await evaluate(judge, benchmark, run.path("validation", name), ks=(1,), options=options)
+    return report.settings["greedy"].overall.value
 
 
 def _meta_sample(run: _Run) -> dict[str, Any]:
@@ -314,14 +366,15 @@ async def _evaluate_all(run: _Run) -> dict[str, Any]:
         template=TOY_TEMPLATE, temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=cfg.seed
     )
     options = EvalOptions(bootstrap=cfg.bootstrap, concurrency=64, texts=False)
-    ks = tuple(k for k in EVAL_KS if k <= cfg.eval_k)
     overall: dict[str, Any] = {}
     if cfg.start == "demo":  # where a warm start began: greedy only, to show what the stages learned
         async with Judge(_backend(run, "init"), settings=settings, max_concurrent_requests=128) as judge:
             report = await evaluate(judge, benchmark, run.path("eval", "init"), ks=(1,), options=options)
         overall["init"] = {name: setting.overall.value for name, setting in report.settings.items()}
     for stage in GRM_STAGES:
-        meta = TransformersMetaScorer(run.path("meta_rm"), batch_size=64)
+        largest = cfg.eval_k if stage == GRM_STAGES[-1] else cfg.baseline_eval_k
+        ks = tuple(k for k in EVAL_KS if k <= largest)
+        meta = TransformersMetaScorer(run.path("meta_rm"), batch_size=64, device=cfg.device)
         async with Judge(_backend(run, stage), meta=meta, settings=settings, max_concurrent_requests=128) as judge:
             report = await evaluate(judge, benchmark, run.path("eval", stage), ks=ks, options=options)
         overall[stage] = {name: setting.overall.value for name, setting in report.settings.items()}
@@ -335,6 +388,7 @@ STAGES: dict[str, Callable[[_Run], dict[str, Any]]] = {
     "rft_sample": _rft_sample,
     "rft": _rft,
     "grpo": _grpo,
+    "grpo_select": _grpo_select,
     "meta_sample": _meta_sample,
     "meta_rm": _meta_rm,
     "eval": _eval,

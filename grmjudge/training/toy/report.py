@@ -3,7 +3,8 @@
 Rows are the three GRMs (cold start, RFT, RFT+GRPO); columns Greedy, Voting@1, Voting@8 and MetaRM@8 accuracy
 on the held-out items (Voting@k and MetaRM@k at the run's largest k where that is below 8, as in ``--quick``),
 each with its bootstrap 95% interval, read from the ``results.json`` that `grmjudge.eval.harness.evaluate`
-wrote for each GRM. The plot draws Voting@k and MetaRM@k for k = 1 to 16, one colour per GRM.
+wrote for each GRM; below it, each claimed ordering with its paired bootstrap (`claims`). The plot draws
+Voting@k and MetaRM@k against k, one colour per GRM.
 """
 
 from __future__ import annotations
@@ -16,9 +17,19 @@ from typing import Any
 from grmjudge._optional import require
 from grmjudge.eval.report import EvalReport, Number
 from grmjudge.exceptions import ConfigurationError
+from grmjudge.training.toy.claims import ClaimResult
 from grmjudge.training.toy.pipeline import GRM_STAGES, read_stages
 
-__all__ = ["ROW_NAMES", "columns", "load_reports", "table_rows", "write_markdown", "write_plot"]
+__all__ = [
+    "ROW_NAMES",
+    "columns",
+    "load_reports",
+    "render_claims",
+    "render_table",
+    "table_rows",
+    "write_markdown",
+    "write_plot",
+]
 
 ROW_NAMES = {"cold_start": "Cold start (SFT on teacher)", "rft": "RFT", "grpo": "RFT + GRPO"}
 TABLE_K = 8
@@ -91,11 +102,32 @@ def render_table(reports: dict[str, EvalReport]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_markdown(out: str | Path, reports: dict[str, EvalReport]) -> Path:
-    """Write ``report.md`` beside the run: the table, then each stage's time and summary."""
+def render_claims(results: list[ClaimResult]) -> str:
+    """The Markdown table of the claimed orderings: difference in points, paired 95% interval, share above zero."""
+    lines = [
+        "| Claim | Difference (points) | Paired 95% interval | Replicates > 0 | Holds |",
+        "|---|---|---|---|---|",
+    ]
+    for result in results:
+        low, high = result.ci
+        lines.append(
+            f"| {result.claim.text} | {100 * result.difference:+.1f} | [{100 * low:+.1f}, {100 * high:+.1f}] "
+            f"| {100 * result.share_above_zero:.1f}% | {'yes' if result.holds else 'no'} |"
+        )
+    lines += [
+        "",
+        "Paired bootstrap on the same held-out items (resampled within each task family, as the table's intervals); "
+        "a claim holds when its whole interval is above zero.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(out: str | Path, reports: dict[str, EvalReport], claims: list[ClaimResult]) -> Path:
+    """Write ``report.md`` beside the run: the table, the claims, then each stage's time and summary."""
     directory = Path(out)
     stages = read_stages(directory)
-    lines = ["# Toy SPCT reproduction", "", render_table(reports), "## Stages", ""]
+    lines = ["# Toy SPCT reproduction", "", render_table(reports), "## Claims", "", render_claims(claims)]
+    lines += ["## Stages", ""]
     lines += ["| Stage | Seconds | Summary |", "|---|---|---|"]
     for name, entry in stages.items():
         lines.append(f"| {name} | {entry['seconds']:.0f} | `{json.dumps(entry['summary'])}` |")
@@ -106,7 +138,7 @@ def write_markdown(out: str | Path, reports: dict[str, EvalReport]) -> Path:
 
 
 def write_plot(out: str | Path, reports: dict[str, EvalReport]) -> Path:
-    """``scaling.png``: Voting@k (solid) and MetaRM@k (dashed) against k for each GRM, greedy as a dot at k=1."""
+    """``scaling.png``: Voting@k (solid) and MetaRM@k (dashed) against k for each GRM, greedy as a cross at k=1."""
     require("matplotlib", extra="eval")
     figure_module: Any = importlib.import_module("matplotlib.figure")
     agg: Any = importlib.import_module("matplotlib.backends.backend_agg")
@@ -115,8 +147,14 @@ def write_plot(out: str | Path, reports: dict[str, EvalReport]) -> Path:
     axes = figure.add_subplot()
     for stage, report in reports.items():
         color = _COLORS[stage]
+        greedy = report.settings.get("greedy")
+        if greedy is not None:
+            value = 100 * greedy.overall.value
+            axes.plot([1], [value], "x", color=color, markersize=9, label=f"{ROW_NAMES[stage]}, greedy")
         for kind, style in (("voting", "-"), ("metarm", "--")):
             points = report.curve.get(kind, [])
+            if not points:  # a GRM judged greedily only
+                continue
             label = f"{ROW_NAMES[stage]}, {'Voting' if kind == 'voting' else 'MetaRM'}@k"
             axes.plot(
                 [p.k for p in points], [100 * p.value for p in points], style, color=color, marker="o", label=label

@@ -6,9 +6,10 @@ letter occurs in a short string). The wrong candidates are *near misses* that sh
 sum off by one or two, another digit of the list, another order of the same digits, a count off by one), so no
 surface cue (length, position, form) separates right from wrong: the judge has to work the question out.
 
-Every item is drawn from a seeded generator, so a split is a pure function of ``(seed, size)``. Train and
-held-out items come from disjoint question spaces, never just different draws (`split_of` assigns each
-question to one split by a hash), so no held-out question is ever seen in training.
+Every item is drawn from a seeded generator, so a split is a pure function of ``(seed, size)``. Train,
+validation and held-out items come from disjoint question spaces, never just different draws (`split_of`
+assigns each question to one split by a hash): no validation or held-out question is ever seen in training,
+and the questions that settings are chosen on never reach the held-out test.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from grmjudge.training.data import SPCTExample
 
 __all__ = ["FAMILIES", "Question", "Split", "make_items", "solve", "split_of"]
 
-Split = Literal["train", "heldout"]
+Split = Literal["train", "validation", "heldout"]
 
 HELDOUT_SHARE = 0.15
 """Share of each family's question space that only ever appears in the held-out split."""
+VALIDATION_SHARE = 0.10
+"""Share of each family's question space that only ever appears in the validation split."""
 
 _LETTERS = "abcd"
 
@@ -107,7 +110,10 @@ def solve(family: str, text: str) -> str:
 def split_of(question: Question) -> Split:
     """The split a question belongs to, fixed by a hash of its text, so the splits share no question."""
     digest = hashlib.sha256(question.text.encode()).digest()
-    return "heldout" if int.from_bytes(digest[:8], "big") / 2**64 < HELDOUT_SHARE else "train"
+    position = int.from_bytes(digest[:8], "big") / 2**64
+    if position < HELDOUT_SHARE:
+        return "heldout"
+    return "validation" if position < HELDOUT_SHARE + VALIDATION_SHARE else "train"
 
 
 def make_items(split: Split, size: int, *, seed: int, single_share: float = 0.25) -> list[SPCTExample]:

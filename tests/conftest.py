@@ -17,7 +17,7 @@ import pytest
 from grmjudge.testing.vllm_server import VLLMServer
 from tests.docs.fresh_clone import FRESH_CLONE, start_fresh_clone
 from tests.scripted_http import MockClient, Script
-from tests.training.background import QUICK_RUN, start_quick_run
+from tests.training.background import QUICK_RUN, TINY_GPU_SCRIPT_RUN, start_quick_run, start_tiny_gpu_script
 from tests.vllm_servers import TINY_CLASSIFIER, TINY_MODEL, can_serve, serve, start_needed, stop_started, tiny_path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -35,13 +35,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     temp = session.config._tmp_path_factory  # pyright: ignore[reportAttributeAccessIssue]
     if "quick_run" in needed:
         session.config.stash[QUICK_RUN] = start_quick_run(Path(temp.mktemp("toy-background")))
+    if "tiny_gpu_script_run" in needed:
+        session.config.stash[TINY_GPU_SCRIPT_RUN] = start_tiny_gpu_script(Path(temp.mktemp("gpu-toy-background")))
     if "fresh_clone_run" in needed:
         session.config.stash[FRESH_CLONE] = start_fresh_clone(Path(temp.mktemp("fresh-clone")))
     start_needed(session.config, needed)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    for run in (config.stash.get(QUICK_RUN, None), config.stash.get(FRESH_CLONE, None)):
+    for key in (QUICK_RUN, TINY_GPU_SCRIPT_RUN, FRESH_CLONE):
+        run = config.stash.get(key, None)
         if run is not None:
             run.stop()
     stop_started(config)

@@ -1,5 +1,6 @@
-"""The toy quick run in the background: started when collection finishes (see ``tests/background.py``), so that
-its few minutes on one core overlap the rest of the suite; its tests wait for it when they come."""
+"""The toy quick run and the GPU script's tiny run in the background: started when collection finishes (see
+``tests/background.py``), so that their minutes on one core overlap the rest of the suite; their tests wait for
+them when they come."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ class QuickRun(BackgroundRun):
 
 
 QUICK_RUN = pytest.StashKey[QuickRun]()
+TINY_GPU_SCRIPT_RUN = pytest.StashKey[QuickRun]()
+GPU_TOY_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "gpu_toy.sh"
 
 
 def toy_env() -> dict[str, str]:
@@ -33,4 +36,12 @@ def start_quick_run(base: Path) -> QuickRun:
     out = base / "run"
     command = [sys.executable, "-m", "grmjudge.training.toy", "run", "--out", str(out), "--quick"]
     started = start_in_background(command, base, env=toy_env())
+    return QuickRun(started.process, started.stdout, started.stderr, out)
+
+
+def start_tiny_gpu_script(base: Path) -> QuickRun:
+    """Start ``scripts/gpu_toy.sh --scale tiny`` into ``base / "run"``, with this interpreter."""
+    out = base / "run"
+    command = ["bash", str(GPU_TOY_SCRIPT), "--scale", "tiny", "--out", str(out)]
+    started = start_in_background(command, base, env={**toy_env(), "PYTHON": sys.executable})
     return QuickRun(started.process, started.stdout, started.stderr, out)

@@ -20,20 +20,30 @@ for _module in ("torch", "transformers", "trl", "datasets", "matplotlib"):
 
 from grmjudge.training.toy.config import GPU, TINY  # noqa: E402
 from grmjudge.training.toy.pipeline import STAGES, read_stages  # noqa: E402
+from tests.training.background import (  # noqa: E402
+    GPU_TOY_SCRIPT,
+    TINY_GPU_SCRIPT_RUN,
+    QuickRun,
+    start_tiny_gpu_script,
+)
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "gpu_toy.sh"
+
+@pytest.fixture
+def tiny_gpu_script_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> QuickRun:
+    """The tiny run the session started in the background when collection finished (or one started now)."""
+    return request.config.stash.get(TINY_GPU_SCRIPT_RUN, None) or start_tiny_gpu_script(tmp_path_factory.mktemp("gpu"))
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
     return subprocess.run(
-        ["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=540, check=False
+        ["bash", str(GPU_TOY_SCRIPT), *args], capture_output=True, text=True, env=env, timeout=540, check=False
     )
 
 
-def test_the_script_runs_every_stage_at_tiny_scale_and_prints_the_table(tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    done = _run("--scale", "tiny", "--out", str(out))
+def test_the_script_runs_every_stage_at_tiny_scale_and_prints_the_table(tiny_gpu_script_run: QuickRun) -> None:
+    out = tiny_gpu_script_run.out
+    done = tiny_gpu_script_run.wait(timeout=540)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert list(read_stages(out)) == list(STAGES)
     k = TINY.eval_k

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import multiprocessing
+import multiprocessing.queues
 import os
 import subprocess
 import sys
@@ -171,6 +173,26 @@ def test_a_judge_dropped_without_closing_leaves_no_open_session(server: LocalSer
     while open_sessions(server) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert open_sessions(server) == []
+
+
+def _score_in_child(judge: Judge, results: multiprocessing.queues.Queue[object]) -> None:
+    results.put(judge.score_sync(QUERY, RESPONSES, k=2).scores)
+
+
+def test_a_forked_child_judges_on_a_runtime_and_connections_of_its_own(server: LocalServer) -> None:
+    judge = Judge(OpenAIBackend(base_url=server.base_url, model="fake-grm"))
+    in_parent = judge.score_sync(QUERY, RESPONSES, k=2).scores  # the parent's pool holds a kept-alive connection
+    fork = multiprocessing.get_context("fork")
+    results: multiprocessing.queues.Queue[object] = fork.Queue()
+    child = fork.Process(target=_score_in_child, args=(judge, results), daemon=True)
+    child.start()
+    child.join(timeout=60)
+    if child.is_alive():  # hung on the parent's sockets or loop
+        child.kill()
+    assert child.exitcode == 0
+    assert results.get(timeout=5) == in_parent
+    assert judge.score_sync(QUERY, RESPONSES, k=2).scores == in_parent  # the parent's connections still answer
+    judge.close()
 
 
 SCRIPT = """

@@ -142,7 +142,7 @@ class _Connection(asyncio.Protocol):
             if not 100 <= status < 200:
                 break
         body = await self._read_body(status, headers)
-        if headers.get("connection", "").lower() == "close":
+        if headers.get("connection", "").lower() == "close" or self._buffer:  # bytes past the reply: out of step
             self.reusable = False
         encoding = headers.get("content-encoding", "identity").lower()
         if encoding in ("gzip", "deflate"):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -243,6 +244,7 @@ class HTTPClient:
         self._max_connections = max_connections
         self._adopted = HttpxTransport(http_client) if http_client is not None else None
         self._own: Transport | None = None
+        self._own_pid = os.getpid()
         client_secrets = header_secrets(http_client.headers) if http_client is not None else ()
         user_infos = [secret for url in base_urls for secret in url_secrets(url)]
         self.redact = Redactor([*client_secrets, *header_secrets(self.headers), *user_infos])
@@ -252,8 +254,9 @@ class HTTPClient:
         """The transport the next request will use."""
         if self._adopted is not None:
             return self._adopted
-        if self._own is None:
+        if self._own is None or self._own_pid != os.getpid():  # a forked child must not share the parent's sockets
             self._own = default_transport(timeout=self._timeout, max_connections=self._max_connections)
+            self._own_pid = os.getpid()
             runtime().adopt(self, self._own)
         return self._own
 

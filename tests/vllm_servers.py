@@ -7,6 +7,7 @@ one that needs it; the fixtures in ``tests/conftest.py`` then wait for it to ans
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +21,8 @@ TINY_MODEL = pytest.StashKey[Path]()
 TINY_CLASSIFIER = pytest.StashKey[Path]()
 GRM_SERVER = pytest.StashKey[StartingServer]()
 CLASSIFIER_SERVER = pytest.StashKey[StartingServer]()
+
+LATE_SERVER_NICENESS = 10
 
 CLASSIFIER_FLAGS = ("--runner", "pooling", "--convert", "classify")
 """The explicit flags the docs give for a served classifier (the model name's suffix would imply them)."""
@@ -44,9 +47,12 @@ def start_grm_server(config: pytest.Config) -> StartingServer:
 
 
 def start_classifier_server(config: pytest.Config) -> StartingServer:
-    """Start vLLM on the session's tiny classifier (without waiting for it)."""
+    """Start vLLM on the session's tiny classifier (without waiting for it), at a lower priority: its tests come
+    minutes after the GRM server's, so it loads on the CPU the tests in front leave idle."""
     model = tiny_path(config, TINY_CLASSIFIER, build_tiny_classifier, "tiny-classifier")
-    return start_vllm(model, python=sys.executable, extra_args=CLASSIFIER_FLAGS)
+    server = start_vllm(model, python=sys.executable, extra_args=CLASSIFIER_FLAGS)
+    os.setpriority(os.PRIO_PROCESS, server.pid, LATE_SERVER_NICENESS)
+    return server
 
 
 STARTERS: dict[str, tuple[pytest.StashKey[StartingServer], Callable[[pytest.Config], StartingServer]]] = {

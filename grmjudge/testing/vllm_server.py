@@ -76,6 +76,11 @@ class StartingServer:
                 start_new_session=True,
             )  # fmt: skip
 
+    @property
+    def pid(self) -> int:
+        """Process id of the server, also its process group id."""
+        return self._process.pid
+
     def ready(self, timeout: float = 240) -> VLLMServer:
         """Wait until ``GET /v1/models`` answers 200 and return the running server.
 

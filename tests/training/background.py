@@ -21,6 +21,9 @@ class QuickRun(BackgroundRun):
     out: Path
 
 
+LATE_TESTS_NICENESS = 10
+"""Their tests are the suite's last (tests/training): the runs yield the CPU to the tests in front of them."""
+
 QUICK_RUN = pytest.StashKey[QuickRun]()
 TINY_GPU_SCRIPT_RUN = pytest.StashKey[QuickRun]()
 GPU_TOY_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "gpu_toy.sh"
@@ -35,7 +38,7 @@ def start_quick_run(base: Path) -> QuickRun:
     """Start the quick toy run into ``base / "run"``."""
     out = base / "run"
     command = [sys.executable, "-m", "grmjudge.training.toy", "run", "--out", str(out), "--quick"]
-    started = start_in_background(command, base, env=toy_env())
+    started = start_in_background(command, base, env=toy_env(), niceness=LATE_TESTS_NICENESS)
     return QuickRun(started.process, started.stdout, started.stderr, out)
 
 
@@ -43,5 +46,7 @@ def start_tiny_gpu_script(base: Path) -> QuickRun:
     """Start ``scripts/gpu_toy.sh --scale tiny`` into ``base / "run"``, with this interpreter."""
     out = base / "run"
     command = ["bash", str(GPU_TOY_SCRIPT), "--scale", "tiny", "--out", str(out)]
-    started = start_in_background(command, base, env={**toy_env(), "PYTHON": sys.executable})
+    started = start_in_background(
+        command, base, env={**toy_env(), "PYTHON": sys.executable}, niceness=LATE_TESTS_NICENESS
+    )
     return QuickRun(started.process, started.stdout, started.stderr, out)

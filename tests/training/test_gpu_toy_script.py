@@ -67,3 +67,26 @@ def test_the_gpu_scale_is_larger_than_the_cpu_run_in_model_and_data() -> None:
     assert GPU.device == "cuda" and GPU.start == "random"
     assert SHAPES[GPU.shape]["hidden_size"] > SHAPES[FULL.shape]["hidden_size"]
     assert GPU.train_items > FULL.train_items and GPU.heldout_items > FULL.heldout_items
+
+
+def test_grpo_runs_once_per_learning_rate_on_one_prefilter_and_validation_picks_among_all(
+    tiny_gpu_script_run: QuickRun,
+) -> None:
+    out = tiny_gpu_script_run.out
+    assert tiny_gpu_script_run.wait(timeout=540).returncode == 0
+    stages = read_stages(out)
+    runs = [f"lr-{lr:g}" for lr in TINY.grpo_lrs]
+    assert len(runs) == 2 and list(stages["grpo"]["summary"]) == runs
+    first, second = (out / "grpo_train" / name / "prefilter" for name in runs)
+    records = sorted(path.name for path in first.iterdir())
+    assert records and records == sorted(path.name for path in second.iterdir())
+    for name in records:  # the second run read the first's pre-filter samples instead of drawing its own
+        assert (first / name).read_bytes() == (second / name).read_bytes()
+    validation = stages["grpo_select"]["summary"]["validation_greedy"]
+    per_run = TINY.grpo_steps // TINY.grpo_save_steps
+    expected = {f"{name}/checkpoint-{step}" for name in runs for step in range(1, per_run + 1)}
+    assert set(validation) == {"rft", *expected}
+    chosen = stages["grpo_select"]["summary"]["chosen"]
+    assert validation[chosen] == max(validation[name] for name in expected)
+    kept = (out / "grpo_train" / chosen / "model.safetensors").read_bytes()
+    assert (out / "grpo" / "model.safetensors").read_bytes() == kept

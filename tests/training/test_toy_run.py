@@ -74,7 +74,8 @@ def test_every_stage_ran_and_left_its_outputs(quick_run: tuple[Path, subprocess.
     assert stages["meta_sample"]["summary"]["positives"] > 0 and stages["meta_sample"]["summary"]["negatives"] > 0
     select = stages["grpo_select"]["summary"]
     checkpoints = {name: value for name, value in select["validation_greedy"].items() if name != "rft"}
-    assert len(checkpoints) == QUICK.grpo_steps // QUICK.grpo_save_steps and "rft" in select["validation_greedy"]
+    assert len(checkpoints) == len(QUICK.grpo_lrs) * QUICK.grpo_steps // QUICK.grpo_save_steps
+    assert "rft" in select["validation_greedy"]
     assert select["validation_greedy"][select["chosen"]] == max(checkpoints.values())
     chosen = out / "grpo_train" / select["chosen"] / "model.safetensors"
     assert (out / "grpo" / "model.safetensors").read_bytes() == chosen.read_bytes()  # the kept checkpoint

@@ -15,6 +15,7 @@ machine shared with other work can finish in an hour; ``--quick`` is CI's check 
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -45,7 +46,8 @@ class ToyConfig:
     grpo_items: int
     grpo_steps: int
     grpo_prompts_per_step: int
-    grpo_lr: float
+    grpo_lrs: tuple[float, ...]
+    """GRPO runs once per learning rate; the checkpoint (of any of them) with the best validation greedy is kept."""
     grpo_save_steps: int
     """GRPO keeps a checkpoint every this many steps; the one with the best greedy validation accuracy is kept."""
     grpo_prefilter_samples: int
@@ -76,8 +78,8 @@ class ToyConfig:
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        """The config as plain data, for run cards and the resume check."""
-        return asdict(self)
+        """The config as plain JSON data (tuples as lists), for run cards and the resume check."""
+        return json.loads(json.dumps(asdict(self)))
 
 
 FULL = ToyConfig(
@@ -91,15 +93,15 @@ FULL = ToyConfig(
     rft_samples=3,
     rft_steps=250,
     rft_lr=1e-3,
-    grpo_items=1600,
-    grpo_steps=120,
-    grpo_prompts_per_step=12,
-    grpo_lr=5e-5,
-    grpo_save_steps=30,
+    grpo_items=4000,
+    grpo_steps=200,
+    grpo_prompts_per_step=16,
+    grpo_lrs=(5e-5, 2e-4),
+    grpo_save_steps=40,
     grpo_prefilter_samples=3,
-    meta_items=2000,
-    meta_samples=3,
-    meta_steps=500,
+    meta_items=3000,
+    meta_samples=4,
+    meta_steps=1000,
     meta_lr=5e-4,
     eval_k=8,
     baseline_eval_k=8,
@@ -122,8 +124,10 @@ QUICK = replace(
     grpo_items=120,
     grpo_steps=3,
     grpo_prompts_per_step=4,
+    grpo_lrs=(5e-5,),
     grpo_save_steps=1,
     meta_items=60,
+    meta_samples=3,
     meta_steps=20,
     eval_k=2,
     baseline_eval_k=2,
@@ -170,8 +174,9 @@ TINY = replace(
     grpo_items=16,
     grpo_steps=2,
     grpo_prompts_per_step=2,
+    grpo_lrs=(5e-5, 2e-4),
     grpo_save_steps=1,
-    grpo_prefilter_samples=0,
+    grpo_prefilter_samples=1,
     meta_items=16,
     meta_steps=2,
     bootstrap=50,
@@ -194,8 +199,10 @@ WARM = replace(
     grpo_items=600,
     grpo_steps=60,
     grpo_prompts_per_step=8,
+    grpo_lrs=(5e-5,),
     grpo_save_steps=20,
     meta_items=600,
+    meta_samples=3,
     meta_steps=150,
     baseline_eval_k=1,
 )

@@ -11,9 +11,10 @@ run exercises exactly what a user runs at scale:
 4. ``rft_sample``: rejection sampling with the cold-start model as the sampler (`run_rft_sampling`).
 5. ``rft``: SFT of the cold-start model on the kept judgements (`train_sft`).
 6. ``grpo``: GRPO with the SPCT reward (`train_grpo`) on the items the RFT model does not get right in every
-   one of a few samples (the paper's "too easy" filter), saving a checkpoint every few steps.
-7. ``grpo_select``: the checkpoint with the best greedy accuracy on the validation items becomes the final GRM;
-   the held-out items play no part in any choice.
+   one of a few samples (the paper's "too easy" filter), once per learning rate of the config, saving a
+   checkpoint every few steps.
+7. ``grpo_select``: the checkpoint (of any learning rate) with the best greedy accuracy on the validation items
+   becomes the final GRM; the held-out items play no part in any choice.
 8. ``meta_sample`` and ``meta_rm``: the final GRM's own labelled samples plus the RFT samples
    (`run_meta_sampling`), and a meta RM fitted on them, started from the final GRM's weights (`train_meta_rm`).
 9. ``eval``: greedy, Voting@k and MetaRM@k on the held-out items for each of the three GRMs (`evaluate`);
@@ -232,6 +233,25 @@ def _rft(run: _Run) -> dict[str, Any]:
 
 
 def _grpo(run: _Run) -> dict[str, Any]:
+    """GRPO from the RFT model once per learning rate of the config, each into ``grpo_train/lr-<lr>``."""
+    cfg = run.config
+    summaries: dict[str, Any] = {}
+    first_prefilter: Path | None = None
+    for lr in cfg.grpo_lrs:
+        out = Path(run.path("grpo_train", _lr_name(lr)))
+        if first_prefilter is not None and not (out / "prefilter").exists():
+            # the pre-filter samples the RFT model, whatever the learning rate: every run reads the first's records
+            shutil.copytree(first_prefilter, out / "prefilter")
+        summaries[out.name] = _grpo_at(run, lr, out)
+        first_prefilter = first_prefilter or out / "prefilter"
+    return summaries
+
+
+def _lr_name(lr: float) -> str:
+    return f"lr-{lr:g}"
+
+
+def _grpo_at(run: _Run, lr: float, out: Path) -> dict[str, Any]:
     from grmjudge.training.grpo import JudgeGRPOConfig, train_grpo
 
     cfg = run.config
@@ -251,9 +271,9 @@ def _grpo(run: _Run) -> dict[str, Any]:
         model_name_or_path=run.path("rft"),
         data=run.path("data", "train.jsonl"),
         max_items=cfg.grpo_items,
-        output_dir=run.path("grpo_train"),
+        output_dir=str(out),
         max_steps=cfg.grpo_steps,
-        learning_rate=cfg.grpo_lr,
+        learning_rate=lr,
         num_generations=cfg.group_size,
         max_completion_length=cfg.max_tokens,
         temperature=cfg.temperature,
@@ -274,18 +294,24 @@ def _grpo(run: _Run) -> dict[str, Any]:
 
 
 def _grpo_select(run: _Run) -> dict[str, Any]:
-    """Keep the GRPO checkpoint with the best greedy accuracy on the validation split (RFT measured for reference)."""
-    checkpoints = sorted(
-        Path(run.path("grpo_train")).glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1])
-    )
+    """Keep the GRPO checkpoint, of any learning rate, with the best greedy validation accuracy (RFT for reference)."""
+    checkpoints = [
+        checkpoint
+        for lr in run.config.grpo_lrs
+        for checkpoint in sorted(
+            Path(run.path("grpo_train", _lr_name(lr))).glob("checkpoint-*"),
+            key=lambda path: int(path.name.split("-")[1]),
+        )
+    ]
     if not checkpoints:
         raise ConfigurationError(f"GRPO left no checkpoint in {run.path('grpo_train')}")
     accuracy = {"rft": anyio.run(_validation_greedy, run, "rft", "rft")}
     for checkpoint in checkpoints:
-        accuracy[checkpoint.name] = anyio.run(_validation_greedy, run, f"grpo_train/{checkpoint.name}", checkpoint.name)
-    chosen = max((c.name for c in checkpoints), key=lambda name: accuracy[name])  # earliest wins a tie
+        name = f"{checkpoint.parent.name}/{checkpoint.name}"
+        accuracy[name] = anyio.run(_validation_greedy, run, f"grpo_train/{name}", name)
+    chosen = max(accuracy.keys() - {"rft"}, key=lambda name: (accuracy[name], -list(accuracy).index(name)))
     _copy_model(Path(run.path("grpo_train", chosen)), Path(run.path("grpo")))
-    return {"validation_greedy": accuracy, "chosen": chosen}
+    return {"validation_greedy": accuracy, "chosen": chosen}  # the earliest checkpoint wins a tie
 
 
 async def _validation_greedy(run: _Run, model: str, name: str) -> float:

@@ -1,7 +1,8 @@
 """The toy run's claims, each a paired bootstrap on the same held-out items.
 
 A claim says that one (GRM, setting) scores above another: RFT above the cold start, RFT + GRPO above RFT on
-greedy decoding, Voting@k above Voting@1 and Voting@(k/2) at the run's largest k, MetaRM@8 above Voting@8.
+greedy decoding and on one sample, Voting@k above Voting@1 and Voting@(k/2) at the run's largest k, MetaRM@8
+above Voting@8.
 Two intervals that overlap say little about such a difference, because both numbers come from the same items
 and move together. So each claim resamples the items once per replicate and takes the difference on that
 resample: the same stratified replicates (items resampled within each task family, `bootstrap_rng` seeded by
@@ -33,6 +34,8 @@ from grmjudge.journal import Journal
 
 __all__ = [
     "CLAIMS",
+    "META_CLAIMS",
+    "STAGE_CLAIMS",
     "Claim",
     "ClaimResult",
     "check_claims",
@@ -52,13 +55,20 @@ class Claim:
     worse: tuple[str, str]
 
 
-CLAIMS = (
+STAGE_CLAIMS = (
     Claim("RFT > cold start (greedy)", ("rft", "greedy"), ("cold_start", "greedy")),
     Claim("RFT > cold start (Voting@8)", ("rft", "voting@8"), ("cold_start", "voting@8")),
     Claim("RFT + GRPO > RFT (greedy)", ("grpo", "greedy"), ("rft", "greedy")),
-    Claim("RFT + GRPO: MetaRM@8 > Voting@8", ("grpo", "metarm@8"), ("grpo", "voting@8")),
+    Claim("RFT + GRPO > RFT (one sample, Voting@1)", ("grpo", "voting@1"), ("rft", "voting@1")),
 )
-"""The orderings between GRMs and the meta RM's, as the paper reports them; `scaling_claims` adds Voting@k's."""
+"""Each training stage above the one before: greedy, as the paper reports it, and where GRPO's own objective
+(the reward of one sample at the rollout temperature) is measured, Voting@1."""
+
+META_CLAIMS = (Claim("RFT + GRPO: MetaRM@8 > Voting@8", ("grpo", "metarm@8"), ("grpo", "voting@8")),)
+"""The meta RM's guided voting above plain voting at the same k."""
+
+CLAIMS = (*STAGE_CLAIMS, *META_CLAIMS)
+"""The orderings between GRMs and the meta RM's; `scaling_claims` adds Voting@k's."""
 
 
 def scaling_claims(report: EvalReport, stage: str = "grpo") -> list[Claim]:
@@ -178,7 +188,7 @@ def check_claims(
 ) -> list[ClaimResult]:
     """Every claim whose settings the run has (default: `CLAIMS` and `scaling_claims`), by `paired_difference`."""
     if claims is None:
-        claims = [*CLAIMS[:3], *scaling_claims(reports["grpo"]), *CLAIMS[3:]]
+        claims = [*STAGE_CLAIMS, *scaling_claims(reports["grpo"]), *META_CLAIMS]
     families = {item.id: item.subset for item in benchmark.items}
     cache: dict[tuple[str, str], dict[str, float]] = {}
 

@@ -142,7 +142,7 @@ def write_plot(out: str | Path, reports: dict[str, EvalReport]) -> Path:
     require("matplotlib", extra="eval")
     figure_module: Any = importlib.import_module("matplotlib.figure")
     agg: Any = importlib.import_module("matplotlib.backends.backend_agg")
-    figure = figure_module.Figure(figsize=(6.4, 4.4), dpi=120)
+    figure = figure_module.Figure(figsize=(9.0, 4.4), dpi=120)
     agg.FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     for stage, report in reports.items():
@@ -166,7 +166,7 @@ def write_plot(out: str | Path, reports: dict[str, EvalReport]) -> Path:
     axes.set_ylabel("held-out accuracy (%)")
     axes.set_title("Toy SPCT: inference-time scaling")
     axes.grid(True, alpha=0.3)
-    axes.legend(loc="best", fontsize="small")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small")  # beside the curves, not on them
     figure.tight_layout()
     path = Path(out) / PLOT_FILE
     figure.savefig(path, format="png")

@@ -149,7 +149,7 @@ def test_grpo_with_spct_reward(
         single_template=str(templates[1]),
         output_dir=str(out),
         max_steps=2,
-        per_device_train_batch_size=8,
+        per_device_train_batch_size=16,  # 8 groups of 4 in all, so at least one has right and wrong judgements
         num_generations=4,
         max_completion_length=16,
         learning_rate=1e-4 if lora else 1e-5,

@@ -243,7 +243,8 @@ def _grpo(run: _Run) -> dict[str, Any]:
             # the pre-filter samples the RFT model, whatever the learning rate: every run reads the first's records
             shutil.copytree(first_prefilter, out / "prefilter")
         summaries[out.name] = _grpo_at(run, lr, out)
-        first_prefilter = first_prefilter or out / "prefilter"
+        if first_prefilter is None and (out / "prefilter").exists():  # none without a pre-filter
+            first_prefilter = out / "prefilter"
     return summaries
 
 
@@ -309,9 +310,9 @@ def _grpo_select(run: _Run) -> dict[str, Any]:
     for checkpoint in checkpoints:
         name = f"{checkpoint.parent.name}/{checkpoint.name}"
         accuracy[name] = anyio.run(_validation_greedy, run, f"grpo_train/{name}", name)
-    chosen = max(accuracy.keys() - {"rft"}, key=lambda name: (accuracy[name], -list(accuracy).index(name)))
+    chosen = max((name for name in accuracy if name != "rft"), key=accuracy.__getitem__)  # the earliest wins a tie
     _copy_model(Path(run.path("grpo_train", chosen)), Path(run.path("grpo")))
-    return {"validation_greedy": accuracy, "chosen": chosen}  # the earliest checkpoint wins a tie
+    return {"validation_greedy": accuracy, "chosen": chosen}
 
 
 async def _validation_greedy(run: _Run, model: str, name: str) -> float:
